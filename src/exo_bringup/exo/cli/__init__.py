@@ -1,0 +1,1 @@
+"""The ``exo`` command-line tool (pip install); every subcommand lives in its own module."""

@@ -1,0 +1,44 @@
+"""colcon / ament_python build of exo_bringup (ROS 2 installs).
+
+The pip install uses the top-level pyproject.toml instead; both install the same
+``exo`` Python package. Node executables land in ``lib/exo_bringup`` so that
+``ros2 run exo_bringup <node>`` finds them; launch/config/urdf go to
+``share/exo_bringup``.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "exo_bringup"
+
+# One console script per node; test/test_package.py checks this list against
+# the node-graph spec (exo/graph.py).
+NODE_EXECUTABLES = {
+    "sim_bridge": "exo.nodes.sim_bridge:main",
+    "controller": "exo.nodes.controller:main",
+    "safety_monitor": "exo.nodes.safety_monitor:main",
+}
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["exo", "exo.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/urdf", glob("urdf/*")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="exo maintainers",
+    maintainer_email="maintainers@exo-robotics.org",
+    description="exo knee-exoskeleton stack: nodes, launch files, configuration, digital twin",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [f"{name} = {target}" for name, target in NODE_EXECUTABLES.items()]
+        + ["exo = exo.cli.main:main"],
+    },
+)

@@ -19,8 +19,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+@app.callback()
+def _root() -> None:
+    """exo: ROS 2 knee-exoskeleton stack (digital twin, RL control, safety monitor)."""
+
+
 #: Modules of exo.cli that add commands, in the order they appear in --help.
-COMMAND_MODULES = ("doctor",)
+COMMAND_MODULES = ("doctor", "sim", "evaluate")
 
 
 def _register_all() -> None:

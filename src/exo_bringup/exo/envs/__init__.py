@@ -1,0 +1,27 @@
+"""Gymnasium environments of the knee exoskeleton (pure core, no rclpy).
+
+Importing this package registers:
+
+- ``exo/KneeExtension-Full-v0``: :class:`~exo.envs.knee_extension.KneeExtensionEnv` on the full MyoLeg twin;
+- ``exo/KneeExtension-Reduced-v0``: the same task on the reduced twin.
+
+Both accept the env's keyword arguments in ``gymnasium.make`` (``level=``, overrides, ...).
+The observation is built by :func:`exo.envs.observation.build_observation` (also used live by the
+controller node).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENV_IDS = {"full": "exo/KneeExtension-Full-v0", "reduced": "exo/KneeExtension-Reduced-v0"}
+
+
+def register_envs() -> None:
+    """Register the env ids (idempotent)."""
+    for kind, env_id in ENV_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point="exo.envs.knee_extension:KneeExtensionEnv", kwargs={"twin": kind})
+
+
+register_envs()

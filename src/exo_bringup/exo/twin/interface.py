@@ -66,6 +66,8 @@ class TwinState:
         spasticity_coefficient: current reflex coefficient c = c_ang + c_vel (-).
         muscle_names: names of the actuated muscles (or muscle groups).
         muscle_activations: their activations in [0, 1].
+        muscle_knee_torque_nm: net torque of all muscles about the human knee, N m
+            (+ = flexing; passive + active, reduced to the knee DoF).
     """
 
     measurements: Measurements
@@ -76,6 +78,7 @@ class TwinState:
     spasticity_coefficient: float
     muscle_names: tuple[str, ...] = ()
     muscle_activations: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    muscle_knee_torque_nm: float = 0.0
 
 
 class KneeTwin(Protocol):

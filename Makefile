@@ -1,0 +1,21 @@
+# The two commands of the README; each sets the machine up first (skipped when done).
+VENV ?= .venv
+
+.PHONY: setup sim test lint bench clean
+
+setup:
+	bash scripts/setup.sh
+
+sim: setup
+	$(VENV)/bin/exo doctor
+	$(VENV)/bin/exo sim --duration 10 --controller pid --lockstep
+
+test: setup
+	$(VENV)/bin/ruff check src test bench launch scripts
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	$(VENV)/bin/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) runs out build install log

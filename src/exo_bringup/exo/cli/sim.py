@@ -1,0 +1,115 @@
+"""``exo sim``: run the node graph against the digital twin, as separate processes.
+
+The pip install's equivalent of ``ros2 launch exo_bringup sim.launch.py``: the
+same nodes, parameters and arguments (from :mod:`exo.graph`), one OS process
+each (:class:`exo.runner.GraphRunner`). It waits until every node is in the
+ROS graph, streams a one-line live summary (knee angle, torque, safety state),
+stops after ``--duration`` seconds of simulated time, prints a trial summary
+and shuts every process down. Ctrl-C stops cleanly; a node that dies stops the
+run with a non-zero exit and a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+
+from exo.graph import LAUNCH_ARGUMENTS
+
+
+def sim(
+    duration: float = typer.Option(10.0, min=0.1, help="Simulated seconds to run (sim time from /clock)."),
+    controller: str = typer.Option("pid", help="Controller: " + ", ".join(LAUNCH_ARGUMENTS["controller"].choices)),
+    twin: str = typer.Option("reduced", help="Digital twin: reduced (fast) or full (MyoLeg, 40 muscles)."),
+    level: int = typer.Option(1, min=0, max=3, help="Modified Ashworth spasticity level of the subject."),
+    subject_seed: int = typer.Option(0, help="Seed of the simulated subject."),
+    lockstep: bool = typer.Option(True, "--lockstep/--realtime", help="Lockstep (fast, deterministic) or real-time."),
+    policy: str = typer.Option("", help="Exported policy for --controller sac (empty = the default model)."),
+    namespace: str = typer.Option("/exo", help="Namespace of the graph."),
+    params_file: str = typer.Option("", help="Extra ROS parameter file on top of config/*.yaml."),
+    log_level: str = typer.Option("info", help="Log level of the nodes."),
+    domain_id: int = typer.Option(-1, help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)."),
+    log_dir: Path = typer.Option(Path("runs/sim/logs"), help="Folder for each node's log."),
+    startup_timeout: float = typer.Option(60.0, help="Seconds to wait for every node to come up."),
+) -> None:
+    """Run the sim graph (sim bridge, controller, safety monitor) as separate processes."""
+    from rich.console import Console
+
+    from exo.runner import GraphRunner, NodeDied
+    from exo.testing.ros_env import ros_environment
+
+    console = Console()
+    domain = domain_id if domain_id >= 0 else int(os.environ.get("ROS_DOMAIN_ID", "0"))
+    env = ros_environment(domain, Path(os.environ.get("ROS_LOG_DIR", log_dir / "ros")))
+    if "ROS_AUTOMATIC_DISCOVERY_RANGE" in os.environ:  # the user's choice wins
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]
+    arguments = {
+        "controller": controller, "twin": twin, "level": str(level), "subject_seed": str(subject_seed),
+        "lockstep": str(lockstep).lower(), "policy": policy, "namespace": namespace,
+        "params_file": params_file, "log_level": log_level,
+    }
+    try:
+        runner = GraphRunner("sim", arguments, env=env, log_dir=log_dir)
+    except ValueError as exc:
+        console.print(f"[red]exo sim: {exc}[/]")
+        raise typer.Exit(2) from None
+
+    os.environ.update(env)
+    from exo.ros.sim_monitor import SimMonitor
+
+    console.print(
+        f"[bold]exo sim[/]: twin={twin} level={level} controller={controller} "
+        f"{'lockstep' if lockstep else 'real-time'} domain={domain} namespace={runner.namespace}"
+    )
+    exit_code = 0
+    monitor = None
+    try:
+        runner.start()
+        monitor = SimMonitor(domain, runner.namespace)
+        t0 = time.monotonic()
+        pending = [n.name for n in runner.nodes]
+        while pending:
+            runner.check()
+            present = monitor.present_nodes()
+            for name in [p for p in pending if p in present]:
+                console.print(f"  [green]ready[/] {name}  ({time.monotonic() - t0:.1f} s)")
+                pending.remove(name)
+            if time.monotonic() - t0 > startup_timeout:
+                raise TimeoutError(f"node(s) not up after {startup_timeout:.0f} s: {', '.join(pending)}")
+            monitor.spin(0.05)
+        wall0 = time.monotonic()
+        with console.status("waiting for the first sensor sample") as status:
+            while monitor.sim_time_s is None or monitor.sim_time_s < duration:
+                runner.check()
+                monitor.spin(0.05)
+                if monitor.sim_time_s is None and time.monotonic() - wall0 > startup_timeout:
+                    raise TimeoutError("no joint_states from the sim bridge")
+                status.update(monitor.live_line())
+        summary = monitor.summary(wall_s=time.monotonic() - wall0)
+        console.print(summary)
+    except NodeDied as exc:
+        console.print(f"[red]exo sim: {exc}[/]")
+        exit_code = 1
+    except TimeoutError as exc:
+        console.print(f"[red]exo sim: {exc}; logs in {log_dir}[/]")
+        exit_code = 1
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: stopping the graph[/]")
+        exit_code = 130
+    finally:
+        if monitor is not None:
+            monitor.close()
+        codes = runner.stop()
+        bad = {k: v for k, v in codes.items() if v not in (0, -2, None)}
+        console.print(f"stopped {len(codes)} node(s)" + (f"; exit codes {bad}" if bad else ""))
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sim")(sim)
+
+

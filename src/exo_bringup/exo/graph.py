@@ -1,0 +1,156 @@
+"""The node graph: which nodes run in which mode, with which parameters.
+
+Single source of truth for the graph. ``launch/*.launch.py`` (ROS 2 installs,
+``ros2 launch exo_bringup sim.launch.py``) and the pip runner (``exo sim``,
+:mod:`exo.runner`) both build their processes from :func:`nodes_for` and
+:data:`LAUNCH_ARGUMENTS`; neither lists nodes of its own.
+
+Modes (see the architecture page): in ``sim`` the sim bridge is the sensor
+source and actuator sink; in ``real`` the hardware drivers are; in ``replay``
+a bag player is. The intent, controller and safety nodes are the same in all
+modes.
+
+Pure Python: no rclpy or launch import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MODES = ("sim", "real", "replay")
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """A user-facing argument of the graph (``ros2 launch ... name:=value`` / ``exo sim --name``).
+
+    Attributes:
+        default: default value, as a string (what launch passes around).
+        description: what it does, with units.
+        value_type: python type of the ROS parameter it feeds (str, int, float, bool).
+        choices: allowed values, if restricted.
+    """
+
+    default: str
+    description: str
+    value_type: type = str
+    choices: tuple[str, ...] = ()
+
+    def parse(self, name: str, text: str) -> str | int | float | bool:
+        """Convert ``text`` to the argument's type, with an error naming the argument."""
+        if self.choices and text not in self.choices:
+            raise ValueError(f"argument '{name}': {text!r} is not one of {', '.join(self.choices)}")
+        try:
+            if self.value_type is bool:
+                lowered = text.strip().lower()
+                if lowered not in ("true", "false", "1", "0"):
+                    raise ValueError
+                return lowered in ("true", "1")
+            return self.value_type(text)
+        except ValueError:
+            raise ValueError(
+                f"argument '{name}': {text!r} is not a valid {self.value_type.__name__}"
+            ) from None
+
+
+#: Arguments of the graph, shared by every launch file and the pip runner.
+LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
+    "namespace": LaunchArgument("/exo", "Namespace of every topic, service and node of the graph."),
+    "use_sim_time": LaunchArgument(
+        "true", "Nodes take time from /clock (sim bridge or bag) instead of the system clock.", bool,
+        ("true", "false"),
+    ),
+    "params_file": LaunchArgument(
+        "", "Extra ROS parameter file applied on top of config/*.yaml (node-name keys or /**)."
+    ),
+    "log_level": LaunchArgument("info", "Log level of every node.", str, ("debug", "info", "warn", "error")),
+    "twin": LaunchArgument("reduced", "Digital twin the sim bridge runs.", str, ("reduced", "full")),
+    "level": LaunchArgument(
+        "1", "Modified Ashworth spasticity level of the simulated subject.", int, ("0", "1", "2", "3")
+    ),
+    "subject_seed": LaunchArgument("0", "Seed of the simulated subject's parameter noise.", int),
+    "lockstep": LaunchArgument(
+        "true",
+        "Sim bridge advances one control step only when the command for the previous step arrived "
+        "(as fast as possible, deterministic); false = real-time pacing.",
+        bool,
+        ("true", "false"),
+    ),
+    "controller": LaunchArgument("pid", "Controller that produces torque_request.", str, ("sac", "pid", "zero")),
+    "policy": LaunchArgument("", "Path of an exported policy (for controller:=sac); empty = the default one."),
+}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph.
+
+    Attributes:
+        name: ROS node name (also the key in parameter files).
+        executable: console script of exo_bringup (``ros2 run exo_bringup <executable>``).
+        module: python module whose ``main()`` runs the node (used by the pip runner).
+        modes: modes the node runs in.
+        param_files: files under ``config/`` with the node's parameters (``/**`` or node-name keys).
+        arg_params: ROS parameter name -> launch argument that sets it.
+        required: the graph cannot work without it; if it dies the runner stops everything.
+    """
+
+    name: str
+    executable: str
+    module: str
+    modes: frozenset[str]
+    param_files: tuple[str, ...] = ()
+    arg_params: dict[str, str] = field(default_factory=dict)
+    required: bool = True
+
+
+#: Every node of the graph, in start order (consumers before producers so none misses data).
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec(
+        name="safety_monitor",
+        executable="safety_monitor",
+        module="exo.nodes.safety_monitor",
+        modes=frozenset(MODES),
+        param_files=("safety.yaml", "safety_monitor.yaml"),
+    ),
+    NodeSpec(
+        name="controller",
+        executable="controller",
+        module="exo.nodes.controller",
+        modes=frozenset(MODES),
+        param_files=("task.yaml", "controllers.yaml"),
+        arg_params={"controller": "controller", "policy": "policy"},
+    ),
+    NodeSpec(
+        name="sim_bridge",
+        executable="sim_bridge",
+        module="exo.nodes.sim_bridge",
+        modes=frozenset({"sim"}),
+        param_files=("task.yaml", "sim_bridge.yaml"),
+        arg_params={"twin": "twin", "level": "level", "subject_seed": "subject_seed", "lockstep": "lockstep"},
+    ),
+)
+
+
+def nodes_for(mode: str) -> list[NodeSpec]:
+    """The nodes that run in ``mode`` ("sim", "real" or "replay"), in start order."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+    return [n for n in NODES if mode in n.modes]
+
+
+def arguments_for(mode: str) -> dict[str, LaunchArgument]:
+    """The launch arguments that matter in ``mode`` (common ones plus those its nodes use)."""
+    common = ("namespace", "use_sim_time", "params_file", "log_level")
+    used = {arg for n in nodes_for(mode) for arg in n.arg_params.values()}
+    return {k: v for k, v in LAUNCH_ARGUMENTS.items() if k in common or k in used}
+
+
+def resolve_arguments(mode: str, overrides: dict[str, str] | None = None) -> dict[str, str | int | float | bool]:
+    """Defaults of ``mode``'s arguments with ``overrides`` applied, parsed and validated."""
+    args = arguments_for(mode)
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(args)
+    if unknown:
+        raise ValueError(f"unknown argument(s) for mode {mode!r}: {', '.join(sorted(unknown))}")
+    return {k: a.parse(k, overrides.get(k, a.default)) for k, a in args.items()}

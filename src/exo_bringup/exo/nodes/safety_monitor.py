@@ -1,0 +1,270 @@
+"""safety_monitor: every torque the knee receives passes through here.
+
+A thin rclpy shell around :class:`exo.safety.SafetyMonitor` (the pure core,
+where every decision is made). This node only moves data:
+
+- sensor topics (``joint_states``, ``interaction/*``, ``imu/*``) -> ``on_sensor``,
+- ``torque_request`` -> ``on_request``,
+- one ``update(t)`` per control step -> ``torque_command`` (and its
+  ``Float64MultiArray`` twin for ros2_control), ``safety/status`` on every
+  transition and at ``status_rate_hz``, ``/diagnostics``,
+- ``safety/estop`` and ``safety/reset`` (std_srvs/Trigger) -> ``estop``/``reset``.
+
+**Start-up.** Until the controller's first request (at most ``startup_grace_s``
+of wall time) no command is published: the actuator holds zero torque, and a
+lockstep sim bridge keeps offering its first sample. After that, no request
+means the fallback.
+
+**Time base.** The core runs on sensor time: the header stamps of the samples
+(sim time from the sim bridge or a bag; the drivers' clock on hardware), so a
+lockstep run is deterministic. A control step is decided once per
+``joint_states`` sample t_k: when the request stamped t_k arrives, or at once if
+the controller already missed the previous step or the monitor is not in
+OK/LIMITING, or after ``request_deadline_s`` of wall time without it. When the
+sensor stream itself stops (a dead driver or sim bridge stops sensor time
+too), a steady-clock timer extrapolates sensor time by the wall time elapsed
+beyond ``stall_grace_s`` so that the core's per-source timeouts fire and the
+knee gets a safe stop.
+"""
+
+from __future__ import annotations
+
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import WrenchStamped
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from exo import contract
+from exo.ros import convert
+from exo.ros.node_main import run
+from exo.ros.parameters import Param, ParameterError, declare_all
+from exo.ros.qos import qos_profile
+from exo.ros.types import interface_class
+from exo.safety import SafetyConfigError, SafetyLimits, SafetyMonitor, SafetyState
+from exo.safety.limits import INTERACTION_PREFIX, JOINT_STATES, source_name
+from exo_msgs.msg import SafetyStatus, TorqueCommand
+
+#: Parameters of the ROS shell itself (config/safety_monitor.yaml); the limits are in config/safety.yaml.
+NODE_PARAMS = [
+    Param("request_deadline_s", 0.02, "Wall seconds after a joint_states sample to wait for the controller's "
+          "request for it before deciding without it (the previous request holds until it expires), s.",
+          0.0005, 1.0),
+    Param("stall_grace_s", 0.1, "Wall seconds without any sensor sample before sensor time is extrapolated by "
+          "wall time (so that per-source timeouts fire when the whole stream stops), s.", 0.001, 10.0),
+    Param("startup_grace_s", 5.0, "Wall seconds after start during which, until the controller's first "
+          "request, sensor samples get no command (the actuator stays at zero torque) instead of the "
+          "fallback: the graph's processes come up in any order, s.", 0.0, 600.0),
+    Param("status_rate_hz", 10.0, "Rate of safety/status besides every transition, Hz.", 0.1, 100.0),
+    Param("diagnostics_rate_hz", 1.0, "Rate of /diagnostics, Hz.", 0.1, 10.0),
+]
+
+#: Sensor topics the monitor watches, by the core's source name ('/' -> '_').
+WATCHED = {source_name(t): t for t in (contract.JOINT_STATES, contract.INTERACTION_THIGH,
+                                        contract.INTERACTION_SHANK, contract.IMU_THIGH, contract.IMU_SHANK)}
+
+
+def _limit_params() -> list[Param]:
+    """One declared ROS parameter per SafetyLimits field, documented with its unit."""
+    defaults = SafetyLimits().to_dict()
+    params = []
+    for name, (unit, doc) in SafetyLimits.parameter_docs().items():
+        if name == "sensor_timeouts_s":
+            for source, timeout in defaults[name].items():
+                params.append(Param(f"{name}.{source}", float(timeout),
+                                    f"Timeout of sensor source '{source}', {unit}. {doc}", 0.0, 60.0))
+            continue
+        value = defaults[name]
+        params.append(Param(name, value, f"[{unit}] {doc}"))
+    return params
+
+
+class SafetyMonitorNode(Node):
+    def __init__(self) -> None:
+        super().__init__("safety_monitor")
+        self.p = declare_all(self, NODE_PARAMS)
+        try:
+            self.limits = SafetyLimits.from_dict(declare_all(self, _limit_params()), origin="safety_monitor parameters")
+        except SafetyConfigError as exc:
+            raise ParameterError(str(exc)) from None
+        self.core = SafetyMonitor(self.limits)
+
+        self.pub_command = self.create_publisher(TorqueCommand, contract.TORQUE_COMMAND.name,
+                                                 qos_profile(contract.TORQUE_COMMAND))
+        self.pub_array = self.create_publisher(Float64MultiArray, contract.TORQUE_COMMAND_ARRAY.name,
+                                               qos_profile(contract.TORQUE_COMMAND_ARRAY))
+        self.pub_status = self.create_publisher(SafetyStatus, contract.SAFETY_STATUS.name,
+                                                qos_profile(contract.SAFETY_STATUS))
+        self.pub_diag = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS_TOPIC.name,
+                                              qos_profile(contract.DIAGNOSTICS_TOPIC))
+        for source, topic in WATCHED.items():
+            if source not in self.limits.sensor_timeouts_s:
+                continue
+            msg_type = interface_class(topic.msg_type)
+            self.create_subscription(msg_type, topic.name, self._sensor_callback(source), qos_profile(topic))
+        self.create_subscription(TorqueCommand, contract.TORQUE_REQUEST.name, self._on_request,
+                                 qos_profile(contract.TORQUE_REQUEST))
+        self.create_service(Trigger, contract.ESTOP_SERVICE, self._on_estop)
+        self.create_service(Trigger, contract.SAFETY_RESET_SERVICE, self._on_reset)
+
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.pending_t: float | None = None  # joint_states stamp awaiting its decision
+        self.pending_since = 0.0  # wall time it arrived
+        self.last_decided_t: float | None = None
+        self.last_sample_t: float | None = None
+        self.last_sample_wall = time.monotonic()
+        self.last_request_t: float | None = None
+        self.last_status_wall = 0.0
+        self.started_wall = time.monotonic()
+        period = self.limits.control_period_s
+        self.create_timer(min(period, self.p["request_deadline_s"]) / 2, self._watch, clock=self.steady)
+        self.create_timer(1.0 / self.p["diagnostics_rate_hz"], self._publish_diagnostics, clock=self.steady)
+        self.get_logger().info(
+            f"cap {self.limits.torque_cap_nm:g} N m, slew {self.limits.max_slew_rate_nm_per_s:g} N m/s, "
+            f"fallback {self.limits.fallback_kind}, watching {', '.join(self.limits.sensor_timeouts_s)}"
+        )
+        self._publish_status()
+
+    # --- inputs --------------------------------------------------------------
+    def _sensor_callback(self, source: str):
+        def on_joint(msg: JointState) -> None:
+            t = convert.from_time_msg(msg.header.stamp)
+            try:
+                angle, velocity, torque = convert.knee_from_joint_state(msg)
+            except ValueError:
+                angle = velocity = torque = float("nan")  # the core rejects and counts it
+            accepted = self.core.on_sensor(source, t, knee_angle_rad=angle, knee_velocity_rad_s=velocity,
+                                           motor_torque_nm=torque)
+            self._on_sample(t, accepted)
+            if not accepted:
+                return
+            if self.last_decided_t is not None and t <= self.last_decided_t:
+                return
+            self.pending_t, self.pending_since = t, time.monotonic()
+            if self.last_request_t is not None and abs(self.last_request_t - t) < 1e-9:
+                self._decide(t)  # the step's request arrived before its sample
+                return
+            if self._waiting_for_controller():
+                return
+            missed_previous = self.last_request_t is None or (
+                self.last_decided_t is not None and self.last_request_t < self.last_decided_t - 1e-9)
+            if missed_previous or self.core.state not in (SafetyState.OK, SafetyState.LIMITING):
+                self._decide(t)
+
+        def on_interaction(msg: WrenchStamped) -> None:
+            t = convert.from_time_msg(msg.header.stamp)
+            self._on_sample(t, self.core.on_sensor(source, t, interaction_torque_nm=msg.wrench.torque.y))
+
+        def on_liveness(msg: Imu) -> None:
+            t = convert.from_time_msg(msg.header.stamp)
+            self._on_sample(t, self.core.on_sensor(source, t))
+
+        if source == JOINT_STATES:
+            return on_joint
+        return on_interaction if source.startswith(INTERACTION_PREFIX) else on_liveness
+
+    def _on_sample(self, t: float, accepted: bool) -> None:
+        if accepted:
+            self.last_sample_t = t if self.last_sample_t is None else max(self.last_sample_t, t)
+            self.last_sample_wall = time.monotonic()
+
+    def _on_request(self, msg: TorqueCommand) -> None:
+        t = convert.from_time_msg(msg.header.stamp)
+        if self.core.on_request(t, msg.torque, msg.source or "controller", int(msg.seq)):
+            self.last_request_t = t
+        if self.pending_t is not None and abs(t - self.pending_t) < 1e-9:
+            self._decide(t)
+
+    # --- decisions ---------------------------------------------------------------
+    def _decide(self, t: float) -> None:
+        decision = self.core.update(t)
+        self.pending_t = None
+        self.last_decided_t = t
+        cmd = TorqueCommand(header=convert.header(t, contract.KNEE_JOINT), joint=contract.KNEE_JOINT,
+                            torque=decision.torque_nm, source=decision.source,
+                            seq=decision.seq if decision.seq is not None else 0)
+        self.pub_command.publish(cmd)
+        self.pub_array.publish(Float64MultiArray(data=[decision.torque_nm]))
+        if decision.transition:
+            self.get_logger().warn(f"t={t:.3f} s: {decision.state.name}: {decision.reason}") \
+                if decision.state >= SafetyState.FALLBACK else \
+                self.get_logger().info(f"t={t:.3f} s: {decision.state.name}: {decision.reason}")
+            self._publish_status()
+        elif time.monotonic() - self.last_status_wall >= 1.0 / self.p["status_rate_hz"]:
+            self._publish_status()
+
+    def _waiting_for_controller(self) -> bool:
+        """Start-up: no request ever, and the controller still has time to come up (wall clock)."""
+        return self.last_request_t is None and time.monotonic() - self.started_wall < self.p["startup_grace_s"]
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        if (self.pending_t is not None and now - self.pending_since >= self.p["request_deadline_s"]
+                and not self._waiting_for_controller()):
+            self._decide(self.pending_t)
+            return
+        stalled_s = now - self.last_sample_wall
+        if self.last_sample_t is not None and stalled_s > self.p["stall_grace_s"]:
+            # the whole sensor stream stopped: let sensor time run on with the wall clock
+            t = self.last_sample_t + stalled_s
+            if self.last_decided_t is None or t >= self.last_decided_t + self.limits.control_period_s - 1e-9:
+                self._decide(t)
+        elif now - self.last_status_wall >= 1.0 / self.p["status_rate_hz"]:
+            self._publish_status()
+
+    # --- services ------------------------------------------------------------------
+    def _on_estop(self, request, response):
+        self.core.estop("e-stop service called")
+        self.get_logger().error("E-STOP latched by service call")
+        if self.last_decided_t is not None:
+            self._decide(self.last_decided_t + self.limits.control_period_s)
+        response.success, response.message = True, "e-stop latched; call safety/reset to clear"
+        return response
+
+    def _on_reset(self, request, response):
+        ok, message = self.core.reset(self.last_sample_t)
+        (self.get_logger().info if ok else self.get_logger().warn)(message)
+        response.success, response.message = ok, message
+        return response
+
+    # --- reporting -------------------------------------------------------------------
+    def _publish_status(self) -> None:
+        st = self.core.status()
+        msg = SafetyStatus(header=convert.header(st.t if st.t is not None else 0.0, ""), state=int(st.state),
+                           state_name=st.state_name, active_limits=list(st.active_limits), reason=st.reason,
+                           requested_torque=st.requested_torque_nm if st.requested_torque_nm is not None
+                           else float("nan"),
+                           commanded_torque=st.commanded_torque_nm, rejected_requests=st.rejected_requests,
+                           invalid_sensor_samples=st.invalid_sensor_samples, transitions=st.transitions)
+        self.pub_status.publish(msg)
+        self.last_status_wall = time.monotonic()
+
+    def _publish_diagnostics(self) -> None:
+        st = self.core.status()
+        status = DiagnosticStatus(level=bytes([st.state.diagnostic_level]), name=f"{self.get_fully_qualified_name()}",
+                                  message=f"{st.state_name}: {st.reason}", hardware_id="exo_knee")
+        status.values = [KeyValue(key=k, value=v) for k, v in self.core.diagnostics().items()]
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(arr)
+
+    def on_shutdown(self) -> None:
+        """Last words: zero torque, so an actuator that still listens does not keep the last command."""
+        try:
+            cmd = TorqueCommand(header=convert.header(self.last_decided_t or 0.0, contract.KNEE_JOINT),
+                                joint=contract.KNEE_JOINT, torque=0.0, source="safe_stop")
+            self.pub_command.publish(cmd)
+        except Exception:  # noqa: BLE001 - the context may already be shut down
+            pass
+
+
+def main(args: list[str] | None = None) -> None:
+    run(SafetyMonitorNode, args)
+
+
+if __name__ == "__main__":
+    main()

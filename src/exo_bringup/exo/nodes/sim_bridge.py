@@ -1,0 +1,205 @@
+"""sim_bridge: the digital twin behind the same topics as the hardware drivers.
+
+Publishes ``/clock``, ``joint_states``, ``imu/thigh``, ``imu/shank``,
+``interaction/thigh``, ``interaction/shank`` and ``sim/truth``; applies
+``torque_command`` to the twin's exo motor; offers ``sim/reset``.
+
+Timing modes:
+
+- **lockstep** (default): the bridge publishes the sample of step k and advances
+  to k+1 only when the ``torque_command`` stamped with step k's time arrives: as
+  fast as the graph can go, deterministic for a seed. Time does not stop for a
+  missing command, though: after ``lockstep_timeout_s`` of wall time the bridge
+  advances anyway and its actuator model applies what a real actuator driver
+  would (the last command while younger than ``command_timeout_s``, else zero),
+  so the safety monitor's watchdog, which runs on sim time, sees the fault.
+- **real time**: a steady-clock timer steps the twin at the control rate scaled
+  by ``realtime_factor``, applying the latest command through the same actuator model.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock as ClockMsg
+from std_srvs.srv import Trigger
+
+from exo import contract
+from exo.ros import convert
+from exo.ros.node_main import run
+from exo.ros.parameters import Param, declare_all
+from exo.ros.qos import qos_profile
+from exo.ros.types import interface_class
+from exo_msgs.msg import KneeTruth, TorqueCommand
+
+PARAMS = [
+    Param("twin", "reduced", "Digital twin: 'reduced' (fast 1-DoF) or 'full' (MyoLeg, 40 muscles).",
+          choices=("reduced", "full")),
+    Param("level", 1, "Modified Ashworth spasticity level of the simulated subject.", 0, 3),
+    Param("subject_seed", 0, "Seed of the subject's parameter noise (trial i uses seed + i).", 0, 2**31 - 1),
+    Param("lockstep", True, "Advance one step per received torque_command (deterministic) instead of real time."),
+    Param("lockstep_timeout_s", 0.25, "Wall seconds to wait for the current step's command before advancing "
+          "anyway with the actuator model's torque, s.", 0.001, 30.0),
+    Param("realtime_factor", 1.0, "Real-time mode: simulated seconds per wall second.", 0.01, 100.0),
+    Param("command_timeout_s", 0.03, "Actuator model: a torque_command older than this (sim time) is "
+          "replaced by zero torque, as the actuator driver does, s.", 0.0, 10.0),
+    Param("initial_knee_angle_rad", 1.544, "Knee flexion at the start of a trial, rad.", 0.0, 2.0),
+    Param("target_knee_angle_rad", 0.2, "Target knee flexion of the extension task, rad (reported in sim/truth).",
+          0.0, 2.0),
+    Param("trial_duration_s", 0.0, "Start a new trial after this many simulated seconds (0 = never), s.",
+          0.0, 3600.0),
+    Param("publish_truth", True, "Publish sim/truth (ground truth for analysis; never read by controllers)."),
+]
+
+
+class ActuatorModel:
+    """What the exo motor applies: the newest command while it is fresh, else zero torque.
+
+    Args:
+        timeout_s: maximum age of a command (sim time), s.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.torque_nm = 0.0
+        self.stamp_s = -float("inf")
+
+    def command(self, stamp_s: float, torque_nm: float) -> None:
+        if stamp_s >= self.stamp_s:
+            self.stamp_s, self.torque_nm = stamp_s, torque_nm
+
+    def torque_at(self, t_s: float) -> float:
+        return self.torque_nm if t_s - self.stamp_s <= self.timeout_s + 1e-9 else 0.0
+
+
+class SimBridge(Node):
+    def __init__(self) -> None:
+        super().__init__("sim_bridge")
+        from exo.twin import make_twin
+
+        self.p = declare_all(self, PARAMS)
+        self.twin = make_twin(self.p["twin"])
+        self.trial = 0
+        self.actuator = ActuatorModel(self.p["command_timeout_s"])
+        self.lockstep_timeouts = 0
+
+        def pub(topic: contract.Topic):
+            return self.create_publisher(interface_class(topic.msg_type), topic.name, qos_profile(topic))
+
+        self.pub_clock = pub(contract.CLOCK_TOPIC)
+        self.pub_joint = pub(contract.JOINT_STATES)
+        self.pub_imu_thigh = pub(contract.IMU_THIGH)
+        self.pub_imu_shank = pub(contract.IMU_SHANK)
+        self.pub_int_thigh = pub(contract.INTERACTION_THIGH)
+        self.pub_int_shank = pub(contract.INTERACTION_SHANK)
+        self.pub_truth = pub(contract.SIM_TRUTH) if self.p["publish_truth"] else None
+        self.create_subscription(TorqueCommand, contract.TORQUE_COMMAND.name, self._on_command,
+                                 qos_profile(contract.TORQUE_COMMAND))
+        self.create_service(Trigger, contract.SIM_RESET_SERVICE, self._on_reset)
+
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._reset_trial()
+        if self.p["lockstep"]:
+            self.awaiting_since = time.monotonic()
+            self.started = False
+            self.create_timer(self.p["lockstep_timeout_s"] / 5, self._lockstep_watch, clock=self.steady)
+        else:
+            period = self.twin.control_timestep_s / self.p["realtime_factor"]
+            self.create_timer(period, self._realtime_tick, clock=self.steady)
+        self.get_logger().info(
+            f"twin={self.p['twin']} level={self.p['level']} seed={self.p['subject_seed']} "
+            + ("lockstep" if self.p["lockstep"] else f"real-time x{self.p['realtime_factor']:.2f}")
+        )
+
+    # --- trial management --------------------------------------------------
+    def _reset_trial(self) -> None:
+        seed = self.p["subject_seed"] + self.trial
+        self.state = self.twin.reset(self.p["level"], seed=seed,
+                                     initial_knee_angle_rad=self.p["initial_knee_angle_rad"])
+        self.time_offset_s = getattr(self, "sim_time_s", 0.0) - self.state.measurements.time_s
+        self.trial_start_s = self.state.measurements.time_s + self.time_offset_s
+        self.sim_time_s = self.trial_start_s
+        self._publish()
+
+    def _on_reset(self, request, response):
+        self.trial += 1
+        self._reset_trial()
+        response.success = True
+        response.message = f"trial {self.trial}: level {self.p['level']}, seed {self.p['subject_seed'] + self.trial}"
+        return response
+
+    # --- stepping --------------------------------------------------------
+    def _step(self) -> None:
+        torque = self.actuator.torque_at(self.sim_time_s)
+        self.state = self.twin.step(torque)
+        self.sim_time_s = self.state.measurements.time_s + self.time_offset_s
+        duration = self.p["trial_duration_s"]
+        if duration > 0 and self.sim_time_s - self.trial_start_s >= duration - 1e-9:
+            self.trial += 1
+            self._reset_trial()
+            return
+        self._publish()
+
+    def _on_command(self, msg: TorqueCommand) -> None:
+        stamp = convert.from_time_msg(msg.header.stamp)
+        self.actuator.command(stamp, msg.torque)
+        if self.p["lockstep"] and abs(stamp - self.sim_time_s) < 1e-6:
+            self.started = True
+            self._step()
+            self.awaiting_since = time.monotonic()
+
+    def _lockstep_watch(self) -> None:
+        if time.monotonic() - self.awaiting_since < self.p["lockstep_timeout_s"]:
+            return
+        if not self.started:
+            self._publish()  # the graph is still coming up: offer the first sample again
+        else:
+            self.lockstep_timeouts += 1
+            if self.lockstep_timeouts in (1, 10, 100) or self.lockstep_timeouts % 1000 == 0:
+                self.get_logger().warn(
+                    f"no torque_command for t={self.sim_time_s:.3f} s within {self.p['lockstep_timeout_s']} s "
+                    f"(wall); advancing with the actuator model ({self.lockstep_timeouts} time(s))"
+                )
+            self._step()
+        self.awaiting_since = time.monotonic()
+
+    def _realtime_tick(self) -> None:
+        self._step()
+
+    # --- publishing --------------------------------------------------------
+    def _publish(self) -> None:
+        st = self.state
+        m = st.measurements
+        t = self.sim_time_s
+        clock = ClockMsg()
+        clock.clock = convert.to_time_msg(t)
+        self.pub_clock.publish(clock)
+        self.pub_imu_thigh.publish(convert.imu_msg(t, "thigh_imu", m.thigh_pitch_rad, m.thigh_angular_velocity_rad_s))
+        self.pub_imu_shank.publish(convert.imu_msg(t, "shank_imu", m.shank_pitch_rad, m.shank_angular_velocity_rad_s))
+        self.pub_int_thigh.publish(convert.wrench_msg(t, "thigh_strap", m.interaction_torque_nm))
+        self.pub_int_shank.publish(convert.wrench_msg(t, "shank_strap", m.interaction_torque_nm))
+        if self.pub_truth is not None:
+            truth = KneeTruth(header=convert.header(t, "world"))
+            truth.human_knee_angle = st.human_knee_angle_rad
+            truth.human_knee_velocity = st.human_knee_velocity_rad_s
+            truth.exo_knee_angle = m.exo_knee_angle_rad
+            truth.target_knee_angle = self.p["target_knee_angle_rad"]
+            truth.interaction_torque = m.interaction_torque_nm
+            truth.spasticity_level = st.spasticity_level
+            truth.subject_seed = self.p["subject_seed"] + self.trial
+            truth.muscle_names = list(st.muscle_names)
+            truth.muscle_activations = [float(a) for a in st.muscle_activations]
+            self.pub_truth.publish(truth)
+        joint = convert.joint_state_msg(m)
+        joint.header.stamp = convert.to_time_msg(t)
+        self.pub_joint.publish(joint)
+
+
+def main(args: list[str] | None = None) -> None:
+    run(SimBridge, args)
+
+
+if __name__ == "__main__":
+    main()

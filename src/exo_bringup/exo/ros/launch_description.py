@@ -1,0 +1,69 @@
+"""Build a ``launch`` description of the graph from the graph spec (ROS 2 installs only).
+
+``launch/sim.launch.py``, ``real.launch.py`` and ``replay.launch.py`` are thin
+wrappers around :func:`graph_launch_description`; the pip runner
+(:mod:`exo.runner`) builds its processes from the same spec and the same
+argument parsing (:func:`exo.graph.resolve_arguments`), so both start the same
+nodes with the same parameters.
+
+``launch`` and ``launch_ros`` are imported inside the function: they are not
+installable from PyPI, and nothing else in exo needs them.
+"""
+
+from __future__ import annotations
+
+from exo.graph import arguments_for, nodes_for, resolve_arguments
+from exo.paths import share_dir
+
+
+def graph_launch_description(mode: str):
+    """``LaunchDescription`` declaring the mode's arguments and starting its nodes.
+
+    Arguments are validated by the same code as ``exo sim`` (a bad ``level:=7``
+    stops the launch with a message naming the argument). A required node that
+    exits shuts the whole launch down, like the pip runner does.
+    """
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    from launch import LaunchDescription
+
+    declared = arguments_for(mode)
+
+    def make_nodes(context):
+        values = {name: LaunchConfiguration(name).perform(context) for name in declared}
+        args = resolve_arguments(mode, values)
+        config_dir = share_dir() / "config"
+        actions = []
+        for spec in nodes_for(mode):
+            parameters: list = [str(config_dir / f) for f in spec.param_files]
+            if args["params_file"]:
+                parameters.append(str(args["params_file"]))
+            overrides = {param: args[arg] for param, arg in spec.arg_params.items()}
+            overrides["use_sim_time"] = args["use_sim_time"]
+            parameters.append(overrides)
+            actions.append(
+                Node(
+                    package="exo_bringup",
+                    executable=spec.executable,
+                    name=spec.name,
+                    namespace=str(args["namespace"]),
+                    parameters=parameters,
+                    arguments=["--ros-args", "--log-level", str(args["log_level"])],
+                    output="screen",
+                    emulate_tty=True,
+                    on_exit=Shutdown(reason=f"required node {spec.name} exited") if spec.required else None,
+                )
+            )
+        return actions
+
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                name, default_value=arg.default, description=arg.description, choices=list(arg.choices) or None
+            )
+            for name, arg in declared.items()
+        ]
+        + [OpaqueFunction(function=make_nodes)]
+    )

@@ -1,0 +1,118 @@
+"""A watcher node for ``exo sim``: readiness, a live line, and an end-of-run summary.
+
+It only listens (joint_states, torque_command, safety/status, sim/truth) and
+never publishes, so it cannot change the run it reports on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from exo import contract
+from exo.ros.convert import from_time_msg
+from exo.testing.probe import RosProbe
+
+
+@dataclass
+class Trace:
+    """Time series collected during the run (SI units)."""
+
+    t: list[float] = field(default_factory=list)
+    knee_rad: list[float] = field(default_factory=list)
+    command_t: list[float] = field(default_factory=list)
+    command_nm: list[float] = field(default_factory=list)
+    command_source: dict[str, int] = field(default_factory=dict)
+    truth_t: list[float] = field(default_factory=list)
+    interaction_nm: list[float] = field(default_factory=list)
+    target_rad: float = math.nan
+    safety_states: list[tuple[float, str, str]] = field(default_factory=list)
+
+
+class SimMonitor:
+    def __init__(self, domain_id: int, namespace: str) -> None:
+        self.probe = RosProbe(domain_id, namespace, name="exo_sim_monitor")
+        self.trace = Trace()
+        node = self.probe.node
+        from exo.ros.qos import qos_profile
+        from exo.ros.types import interface_class
+
+        def sub(topic, callback):
+            node.create_subscription(interface_class(topic.msg_type), topic.resolved(namespace), callback,
+                                     qos_profile(topic))
+
+        sub(contract.JOINT_STATES, self._on_joint)
+        sub(contract.TORQUE_COMMAND, self._on_command)
+        sub(contract.SAFETY_STATUS, self._on_status)
+        sub(contract.SIM_TRUTH, self._on_truth)
+        self.namespace = namespace
+
+    # --- callbacks -------------------------------------------------------
+    def _on_joint(self, msg) -> None:
+        if msg.position:
+            self.trace.t.append(from_time_msg(msg.header.stamp))
+            self.trace.knee_rad.append(msg.position[0])
+
+    def _on_command(self, msg) -> None:
+        self.trace.command_t.append(from_time_msg(msg.header.stamp))
+        self.trace.command_nm.append(msg.torque)
+        self.trace.command_source[msg.source] = self.trace.command_source.get(msg.source, 0) + 1
+
+    def _on_status(self, msg) -> None:
+        states = self.trace.safety_states
+        if not states or states[-1][1] != msg.state_name:
+            states.append((from_time_msg(msg.header.stamp), msg.state_name, msg.reason))
+
+    def _on_truth(self, msg) -> None:
+        self.trace.truth_t.append(from_time_msg(msg.header.stamp))
+        self.trace.interaction_nm.append(msg.interaction_torque)
+        self.trace.target_rad = msg.target_knee_angle
+
+    # --- queries -----------------------------------------------------------
+    @property
+    def sim_time_s(self) -> float | None:
+        return self.trace.t[-1] if self.trace.t else None
+
+    def present_nodes(self) -> set[str]:
+        ns = "/" + self.namespace.strip("/") if self.namespace.strip("/") else "/"
+        return {n for n, node_ns in self.probe.node.get_node_names_and_namespaces() if node_ns == ns}
+
+    def spin(self, seconds: float) -> None:
+        self.probe.spin_for(seconds)
+
+    def live_line(self) -> str:
+        tr = self.trace
+        if not tr.t:
+            return "waiting for the first sensor sample"
+        torque = tr.command_nm[-1] if tr.command_nm else math.nan
+        state = tr.safety_states[-1][1] if tr.safety_states else "?"
+        return (f"t={tr.t[-1]:6.2f} s  knee={math.degrees(tr.knee_rad[-1]):6.1f} deg  "
+                f"torque={torque:+7.2f} N m  safety={state}")
+
+    def summary(self, wall_s: float):
+        """A rich table of the run: timing, trial metrics, safety events."""
+        from rich.table import Table
+
+        tr = self.trace
+        table = Table(title="exo sim summary", show_header=False)
+        table.add_column("what")
+        table.add_column("value")
+        sim_s = tr.t[-1] - tr.t[0] if len(tr.t) > 1 else 0.0
+        table.add_row("simulated time", f"{sim_s:.2f} s in {wall_s:.2f} s wall (real-time factor "
+                      f"{sim_s / wall_s if wall_s > 0 else math.nan:.2f})")
+        table.add_row("sensor samples / commands", f"{len(tr.t)} / {len(tr.command_nm)}")
+        if tr.knee_rad:
+            table.add_row("final exo knee angle", f"{math.degrees(tr.knee_rad[-1]):.2f} deg")
+        if not math.isnan(tr.target_rad) and tr.knee_rad:
+            table.add_row("target / final error", f"{math.degrees(tr.target_rad):.2f} deg / "
+                          f"{math.degrees(abs(tr.knee_rad[-1] - tr.target_rad)):.2f} deg")
+        if tr.command_nm:
+            table.add_row("peak |torque_command|", f"{max(abs(x) for x in tr.command_nm):.2f} N m")
+            table.add_row("command sources", ", ".join(f"{k}: {v}" for k, v in sorted(tr.command_source.items())))
+        if tr.interaction_nm:
+            table.add_row("peak |interaction torque|", f"{max(abs(x) for x in tr.interaction_nm):.2f} N m")
+        table.add_row("safety states", " -> ".join(s for _, s, _ in tr.safety_states) or "none received")
+        return table
+
+    def close(self) -> None:
+        self.probe.close()

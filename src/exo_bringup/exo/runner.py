@@ -1,0 +1,185 @@
+"""Start the nodes of the graph as separate OS processes (the pip install's ``ros2 launch``).
+
+:class:`GraphRunner` turns the graph spec (:mod:`exo.graph`) into one process
+per node, with the same ROS arguments a launch file would give them
+(``--ros-args -r __node:=... -r __ns:=... --params-file ... -p name:=value``),
+watches them, and tears them all down (SIGINT, then SIGTERM, then SIGKILL of
+the whole process group). ``exo sim`` and the integration tests use it, so the
+tests exercise exactly what users run.
+
+No rclpy import here: readiness and live summaries are the caller's business
+(see :mod:`exo.cli.sim`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exo.graph import NodeSpec, nodes_for, resolve_arguments
+from exo.paths import share_dir
+
+
+def ros_arguments(spec: NodeSpec, args: Mapping[str, object], config_dir: Path | None = None) -> list[str]:
+    """The ``--ros-args ...`` a node of ``spec`` gets for resolved graph ``args``.
+
+    Parameter precedence (later wins, as in launch): the node's ``config/*.yaml``,
+    then the user's ``params_file``, then launch arguments and ``use_sim_time``.
+    """
+    config_dir = config_dir or share_dir() / "config"
+    out = ["--ros-args", "-r", f"__node:={spec.name}", "-r", f"__ns:={args['namespace']}"]
+    for name in spec.param_files:
+        out += ["--params-file", str(config_dir / name)]
+    if args.get("params_file"):
+        out += ["--params-file", str(args["params_file"])]
+    for param, arg in spec.arg_params.items():
+        out += ["-p", f"{param}:={_param_text(args[arg])}"]
+    out += ["-p", f"use_sim_time:={_param_text(args['use_sim_time'])}"]
+    out += ["--log-level", str(args["log_level"])]
+    return out
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value == "":
+        return "''"
+    return str(value)
+
+
+@dataclass
+class NodeProcess:
+    """A running node: its spec, process and log file."""
+
+    spec: NodeSpec
+    command: list[str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def poll(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class NodeDied(RuntimeError):
+    """A required node exited while the graph was running."""
+
+    def __init__(self, node: NodeProcess, code: int) -> None:
+        self.node = node
+        self.code = code
+        super().__init__(
+            f"node '{node.name}' exited with code {code}; last lines of {node.log_path}:\n{node.log_tail()}"
+        )
+
+
+@dataclass
+class GraphRunner:
+    """The graph of one mode, as OS processes.
+
+    Args:
+        mode: "sim", "real" or "replay".
+        arguments: launch-argument overrides (strings, as on a command line).
+        env: extra environment for every node (ROS_DOMAIN_ID, ...).
+        log_dir: where each node's stdout/stderr goes (``<node>.log``).
+        only: run only these nodes (tests that inject faults run part of the graph).
+        extra_nodes: additional (spec, args) not in the graph, e.g. test helpers.
+    """
+
+    mode: str
+    arguments: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    log_dir: Path = Path("runs/logs")
+    only: tuple[str, ...] | None = None
+    nodes: list[NodeProcess] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.args = resolve_arguments(self.mode, dict(self.arguments))
+        specs = nodes_for(self.mode)
+        if self.only is not None:
+            unknown = set(self.only) - {s.name for s in specs}
+            if unknown:
+                raise ValueError(f"no such node(s) in mode {self.mode!r}: {', '.join(sorted(unknown))}")
+            specs = [s for s in specs if s.name in self.only]
+        self.log_dir = Path(self.log_dir)
+        self.nodes = [
+            NodeProcess(s, [sys.executable, "-m", s.module, *ros_arguments(s, self.args)], self.log_dir / f"{s.name}.log")
+            for s in specs
+        ]
+
+    @property
+    def namespace(self) -> str:
+        return str(self.args["namespace"])
+
+    def start(self) -> None:
+        """Start every node (in graph order)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        for node in self.nodes:
+            log = open(node.log_path, "wb")  # noqa: SIM115 - owned by the child
+            node.process = subprocess.Popen(
+                node.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+            log.close()
+
+    def check(self) -> None:
+        """Raise :class:`NodeDied` if a required node has exited."""
+        for node in self.nodes:
+            code = node.poll()
+            if code is not None and node.spec.required:
+                raise NodeDied(node, code)
+
+    def node(self, name: str) -> NodeProcess:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one node's process group (fault injection)."""
+        proc = self.node(name).process
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=10)
+
+    def stop(self, timeout_s: float = 5.0) -> dict[str, int | None]:
+        """Stop every node: SIGINT (clean shutdown), then SIGTERM, then SIGKILL. Returns exit codes."""
+        running = [n for n in reversed(self.nodes) if n.poll() is None and n.process is not None]
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            for node in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(node.process.pid, sig)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and any(n.poll() is None for n in running):
+                time.sleep(0.02)
+            running = [n for n in running if n.poll() is None]
+            if not running:
+                break
+        for node in self.nodes:  # reap, and kill any grandchildren left in the group
+            if node.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(node.process.pid, signal.SIGKILL)
+                node.process.wait()
+        return {n.name: n.poll() for n in self.nodes}
+
+    def __enter__(self) -> GraphRunner:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

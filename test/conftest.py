@@ -1,15 +1,13 @@
 """Fixtures for tests that run real node processes over DDS.
 
-Every test that touches ROS gets its own ``ROS_DOMAIN_ID`` (unique within the
-run, offset by the pytest process id so parallel runs on one machine do not
-collide), localhost-only discovery, its own ROS log folder, and a guarantee
+Every test that touches ROS gets its own ``ROS_DOMAIN_ID`` (claimed with a
+file lock, so parallel runs and benchmarks on one machine never share one), localhost-only discovery, its own ROS log folder, and a guarantee
 that every process it started is killed at teardown, even when the test fails.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import subprocess
 import sys
@@ -20,20 +18,18 @@ import pytest
 
 from exo.testing import ros_env
 
-_domains = itertools.count()
-_BASE = (os.getpid() * 7) % 90  # spread parallel pytest runs over the 0..101 range
-
 
 @pytest.fixture
 def ros_domain(tmp_path: Path) -> Iterator[int]:
-    """A fresh DDS domain id, applied to this process's environment for the test's duration."""
-    domain = 1 + (_BASE + next(_domains)) % 100
-    env = ros_env.ros_environment(domain, tmp_path / "ros_log")
+    """A DDS domain id no other test (of this or any parallel run) uses, applied to this process's env."""
+    claim = ros_env.claim_domain()
+    env = ros_env.ros_environment(claim.domain_id, tmp_path / "ros_log")
     previous = ros_env.apply(env)
     try:
-        yield domain
+        yield claim.domain_id
     finally:
         ros_env.restore(previous)
+        claim.release()
 
 
 @pytest.fixture

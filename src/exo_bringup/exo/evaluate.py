@@ -13,6 +13,27 @@ knee extension; the exo angle differs by the strap misalignment), the task
 target, the interaction torque on the human knee and the exo motor torque.
 Sample 0 is the state after ``reset``; sample k the state after step k.
 
+Protocol: every trial runs its full duration. The env's unsafe-state
+termination (human knee outside ``safe_range_rad`` while the interaction
+torque exceeds ``termination.interaction_torque_nm``, config/env.yaml) is a
+training device: in evaluation the env is built with
+``terminate_on_unsafe=False`` (:attr:`EvalConfig.terminate_on_unsafe`) and the
+condition is *recorded* per trial instead (:class:`SafetyEvents`, from the
+env's ``info["out_of_range"]`` / ``info["unsafe"]`` flags):
+
+- ``unsafe_event``: the unsafe condition held at one sample or more;
+- ``unsafe_time_s``: time of its first occurrence, s (NaN if none);
+- ``unsafe_duration_s``: total time it held, s (flagged samples x sample period);
+- ``out_of_range_s``: total time the human knee spent outside the safe range
+  of motion, whatever the torque, s;
+- ``max_range_excess_deg``: deepest excursion beyond that range, deg (0 if none).
+
+Per level the summary gives the fraction of trials with an unsafe event (and
+with any out-of-range excursion) and mean/median/std of the four numbers
+(``unsafe_time_s`` over the trials that had an event). ``terminated`` is then
+only set by a diverged simulation (or by the unsafe stop when
+``terminate_on_unsafe=True`` reproduces the training env).
+
 Any zero-argument callable returning a :class:`~exo.control.base.Controller`
 is a controller factory (it must be picklable when ``workers > 1``);
 :class:`exo.control.ControllerSpec` is the usual one.
@@ -52,7 +73,70 @@ SIGNALS: tuple[str, ...] = (
     "target_rad",
     "exo_torque_nm",
     "interaction_torque_nm",
+    "out_of_range",
+    "unsafe",
 )
+"""Signals recorded per step; ``out_of_range`` and ``unsafe`` are the env's flags as 0.0/1.0."""
+
+#: Numeric per-trial safety quantities of :class:`SafetyEvents` (summarised as mean/median/std).
+SAFETY_NAMES: tuple[str, ...] = (
+    "unsafe_time_s",
+    "unsafe_duration_s",
+    "out_of_range_s",
+    "max_range_excess_deg",
+)
+
+
+@dataclass(frozen=True)
+class SafetyEvents:
+    """Unsafe-state and range-of-motion events of one trial (definitions in the module docstring).
+
+    Attributes:
+        unsafe_event: the unsafe condition (out of range with the interaction
+            torque above the env's threshold) held at least once.
+        unsafe_time_s: time of the first unsafe sample since the start, s (NaN if none).
+        unsafe_duration_s: time the unsafe condition held, s.
+        out_of_range_s: time the human knee spent outside the safe range, s.
+        max_range_excess_deg: deepest excursion beyond the safe range, deg (0 if none).
+    """
+
+    unsafe_event: bool
+    unsafe_time_s: float
+    unsafe_duration_s: float
+    out_of_range_s: float
+    max_range_excess_deg: float
+
+    def to_dict(self) -> dict[str, float | bool]:
+        return asdict(self)
+
+
+def safety_events(
+    time_s: np.ndarray,
+    angle_rad: np.ndarray,
+    out_of_range: np.ndarray,
+    unsafe: np.ndarray,
+    safe_range_rad: tuple[float, float],
+) -> SafetyEvents:
+    """:class:`SafetyEvents` of one trial from its per-sample signals and flags.
+
+    Durations count flagged samples times the median sample period (each sample
+    stands for one control period).
+    """
+    t = np.asarray(time_s, dtype=float)
+    flags_unsafe = np.asarray(unsafe, dtype=bool)
+    flags_out = np.asarray(out_of_range, dtype=bool)
+    dt = float(np.median(np.diff(t))) if t.size > 1 else 0.0
+    first = np.flatnonzero(flags_unsafe)
+    lo, hi = safe_range_rad
+    angle = np.asarray(angle_rad, dtype=float)
+    excess = np.maximum(np.maximum(lo - angle, angle - hi), 0.0)
+    return SafetyEvents(
+        unsafe_event=bool(first.size),
+        unsafe_time_s=round(float(t[first[0]] - t[0]), 9) if first.size else math.nan,
+        unsafe_duration_s=round(float(np.count_nonzero(flags_unsafe)) * dt, 9),
+        out_of_range_s=round(float(np.count_nonzero(flags_out)) * dt, 9),
+        max_range_excess_deg=math.degrees(float(np.max(excess))) if excess.size else 0.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -68,7 +152,10 @@ class EvalConfig:
         max_steps: control steps per trial (None = the env's episode length).
         timeseries_per_level: trials per level whose time series are kept.
         settling_method: "band" (2 % band) or "rolling_std" (research code), see :mod:`exo.metrics`.
-        env_kwargs: extra keyword arguments of the env.
+        env_kwargs: extra keyword arguments of the env (a ``terminate_on_unsafe`` entry
+            here wins over the field below).
+        terminate_on_unsafe: stop a trial at the env's unsafe state, as in training.
+            False (the protocol): full-length trials, unsafe events recorded.
     """
 
     twin: str = "reduced"
@@ -80,11 +167,16 @@ class EvalConfig:
     timeseries_per_level: int = 3
     settling_method: SettlingMethod = "band"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    terminate_on_unsafe: bool = False
+
+    def env_options(self) -> dict[str, Any]:
+        """Keyword arguments of the env: ``terminate_on_unsafe`` and then ``env_kwargs``."""
+        return {"terminate_on_unsafe": self.terminate_on_unsafe, **self.env_kwargs}
 
 
 @dataclass
 class TrialResult:
-    """One trial: where it came from, its metrics and (optionally) its time series."""
+    """One trial: where it came from, its metrics, safety events and (optionally) its time series."""
 
     level: int
     trial: int
@@ -92,6 +184,7 @@ class TrialResult:
     steps: int
     terminated: bool
     metrics: TrialMetrics
+    safety: SafetyEvents
     timeseries: dict[str, np.ndarray] | None = None
 
     def row(self) -> dict[str, Any]:
@@ -103,6 +196,7 @@ class TrialResult:
             "steps": self.steps,
             "terminated": self.terminated,
             **self.metrics.to_dict(),
+            **self.safety.to_dict(),
         }
 
 
@@ -114,19 +208,47 @@ class EvalReport:
     controller_name: str
     controller_params: dict[str, Any]
     trials: list[TrialResult]
+    safety_definition: dict[str, Any] = field(default_factory=dict)
 
     def levels_summary(self) -> dict[str, dict[str, Any]]:
-        """``{level: summarize(trials of that level)}`` plus the termination fraction."""
+        """``{level: summarize(trials of that level)}`` plus termination and safety-event summaries.
+
+        Added per level: ``terminated``, ``unsafe`` (trials with an unsafe event) and
+        ``out_of_range`` (trials with any excursion beyond the safe range) as
+        ``{"fraction", "count"}``, and mean/median/std/count of :data:`SAFETY_NAMES`
+        over their finite values (``unsafe_time_s``: trials with an event only).
+        """
         out: dict[str, dict[str, Any]] = {}
         for level in self.config.levels:
             trials = [t for t in self.trials if t.level == level]
             summary: dict[str, Any] = summarize([t.metrics for t in trials])
-            summary["terminated"] = {
-                "fraction": float(np.mean([t.terminated for t in trials])) if trials else math.nan,
-                "count": len(trials),
-            }
+            for name, flags in (
+                ("terminated", [t.terminated for t in trials]),
+                ("unsafe", [t.safety.unsafe_event for t in trials]),
+                ("out_of_range", [t.safety.out_of_range_s > 0.0 for t in trials]),
+            ):
+                summary[name] = {
+                    "fraction": float(np.mean(flags)) if flags else math.nan,
+                    "count": len(flags),
+                }
+            for name in SAFETY_NAMES:
+                summary[name] = _stats([getattr(t.safety, name) for t in trials])
             out[str(level)] = summary
         return out
+
+
+def _stats(values: Sequence[float]) -> dict[str, float | int]:
+    """mean / median / std (ddof=1, 0 for one value) / count over the finite values."""
+    a = np.asarray(values, dtype=float)
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return {"mean": math.nan, "median": math.nan, "std": math.nan, "count": 0}
+    return {
+        "mean": float(np.mean(finite)),
+        "median": float(np.median(finite)),
+        "std": float(np.std(finite, ddof=1)) if finite.size > 1 else 0.0,
+        "count": int(finite.size),
+    }
 
 
 def subject_seed(seed: int, level: int, trial: int) -> int:
@@ -148,7 +270,7 @@ def _make_env(twin: str, level: int, env_kwargs: dict[str, Any]) -> Any:
 
 
 def _signals(info: dict[str, Any]) -> dict[str, float]:
-    """The recorded signals of one env ``info`` dict (the env's ground truth and measurements)."""
+    """The recorded signals of one env ``info`` dict (the env's ground truth, measurements, flags)."""
     return {
         "time_s": float(info["time_s"]),
         "human_knee_angle_rad": float(info["human_knee_angle_rad"]),
@@ -156,6 +278,8 @@ def _signals(info: dict[str, Any]) -> dict[str, float]:
         "target_rad": float(info["target_knee_angle_rad"]),
         "exo_torque_nm": float(info["exo_torque_nm"]),
         "interaction_torque_nm": float(info["interaction_torque_nm"]),
+        "out_of_range": float(bool(info["out_of_range"])),
+        "unsafe": float(bool(info["unsafe"])),
     }
 
 
@@ -170,8 +294,12 @@ def run_trial(
     settling_method: SettlingMethod = "band",
     env_kwargs: dict[str, Any] | None = None,
 ) -> TrialResult:
-    """Run one episode with a fresh controller on subject ``subject_seed(seed, level, trial)``."""
-    env = _make_env(twin, level, env_kwargs or {})
+    """Run one episode with a fresh controller on subject ``subject_seed(seed, level, trial)``.
+
+    ``env_kwargs`` go to the env as they are; without a ``terminate_on_unsafe``
+    entry the trial runs its full length (the evaluation protocol).
+    """
+    env = _make_env(twin, level, {"terminate_on_unsafe": False, **(env_kwargs or {})})
     controller = controller_factory()
     controller.reset()
     s_seed = subject_seed(seed, level, trial)
@@ -196,6 +324,13 @@ def run_trial(
         series["exo_torque_nm"],
         settling_method=settling_method,
     )
+    safety = safety_events(
+        series["time_s"],
+        series["human_knee_angle_rad"],
+        series["out_of_range"],
+        series["unsafe"],
+        tuple(env.config.safe_range_rad),  # type: ignore[arg-type]
+    )
     return TrialResult(
         level=level,
         trial=trial,
@@ -203,6 +338,7 @@ def run_trial(
         steps=steps,
         terminated=bool(terminated),
         metrics=metrics,
+        safety=safety,
         timeseries=series if keep_timeseries else None,
     )
 
@@ -233,7 +369,7 @@ def evaluate(
             config.max_steps,
             trial < config.timeseries_per_level,
             config.settling_method,
-            config.env_kwargs,
+            config.env_options(),
         )
         for level in config.levels
         for trial in range(config.trials)
@@ -261,7 +397,25 @@ def evaluate(
         controller_name=str(getattr(probe, "name", type(probe).__name__)),
         controller_params=dict(params_fn()) if callable(params_fn) else {},
         trials=results,
+        safety_definition=safety_definition(config),
     )
+
+
+def safety_definition(config: EvalConfig) -> dict[str, Any]:
+    """How trials end and what counts as unsafe (recorded in summary.json)."""
+    from exo.twin.config import load_env_config
+
+    options = config.env_options()
+    overrides = {k: v for k, v in options.items() if k not in ("terminate_on_unsafe", "twin_overrides", "config")}
+    env_cfg = options.get("config") or load_env_config()
+    env_cfg = env_cfg.with_overrides(**overrides) if overrides else env_cfg
+    return {
+        "terminate_on_unsafe": bool(options["terminate_on_unsafe"]),
+        "safe_range_rad": list(env_cfg.safe_range_rad),
+        "interaction_threshold_nm": float(env_cfg.termination_interaction_nm),
+        "unsafe": "human knee outside safe_range_rad while |interaction torque| > interaction_threshold_nm",
+        "trial_length": "full episode (control_steps) unless terminate_on_unsafe or the simulation diverged",
+    }
 
 
 # ----------------------------------------------------------------------------- run records
@@ -335,6 +489,7 @@ def summary_document(report: EvalReport, extra: dict[str, Any] | None = None) ->
                 "angle": "human knee angle (ground truth)",
                 "stats": "mean/median/std (ddof=1)/count over finite per-trial values",
             },
+            "protocol": report.safety_definition,
             "levels": report.levels_summary(),
             **(extra or {}),
         }
@@ -376,7 +531,14 @@ def _timeseries_arrays(trials: Sequence[TrialResult]) -> dict[str, np.ndarray]:
 
 
 def plot_report(report: EvalReport, out_dir: Path) -> list[Path]:
-    """timeseries.png (angle error, exo torque, interaction torque per level) and boxplots.png."""
+    """timeseries.png (angle error, exo torque, interaction torque per level) and boxplots.png.
+
+    timeseries.png: the kept trials of each level; dashed red lines mark the safe
+    range of motion (angle error panel) and the interaction threshold (torque
+    panel) of the unsafe condition; an ``x`` marks a trial's first unsafe sample.
+    boxplots.png: the metrics per level, the time out of range, and the fraction
+    of trials with an unsafe event.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -385,6 +547,8 @@ def plot_report(report: EvalReport, out_dir: Path) -> list[Path]:
     paths: list[Path] = []
     levels = list(report.config.levels)
     title = f"{report.controller_name} on the {report.config.twin} twin"
+    safe_range = report.safety_definition.get("safe_range_rad")
+    threshold = report.safety_definition.get("interaction_threshold_nm")
 
     fig, axes = plt.subplots(3, len(levels), figsize=(3.6 * len(levels), 7.5), sharex=True, squeeze=False)
     rows = (
@@ -397,8 +561,22 @@ def plot_report(report: EvalReport, out_dir: Path) -> list[Path]:
         for row, (label, signal) in enumerate(rows):
             ax = axes[row][col]
             for t in kept:
-                ax.plot(t.timeseries["time_s"], signal(t.timeseries), lw=1.0, label=f"trial {t.trial}")  # type: ignore[index]
+                series = t.timeseries
+                assert series is not None
+                values = signal(series)
+                (line,) = ax.plot(series["time_s"], values, lw=1.0, label=f"trial {t.trial}")
+                unsafe = np.flatnonzero(series["unsafe"] > 0.5)
+                if unsafe.size:
+                    k = int(unsafe[0])
+                    ax.plot(series["time_s"][k], values[k], "x", color=line.get_color(), ms=7, mew=1.5)
             ax.axhline(0.0, color="0.6", lw=0.6)
+            if row == 0 and safe_range and kept:
+                target = float(kept[0].timeseries["target_rad"][0])  # type: ignore[index]
+                for bound in safe_range:
+                    ax.axhline(math.degrees(bound - target), color="tab:red", lw=0.8, ls="--")
+            if row == 2 and threshold is not None:
+                for sign in (-1.0, 1.0):
+                    ax.axhline(sign * threshold, color="tab:red", lw=0.8, ls="--")
             ax.grid(alpha=0.3)
             if col == 0:
                 ax.set_ylabel(label)
@@ -406,7 +584,7 @@ def plot_report(report: EvalReport, out_dir: Path) -> list[Path]:
                 ax.set_title(f"level {level}")
             if row == 2:
                 ax.set_xlabel("time (s)")
-    fig.suptitle(title)
+    fig.suptitle(f"{title}\ndashed red: safe range / interaction threshold; x: first unsafe sample", fontsize=10)
     fig.tight_layout()
     paths.append(out_dir / "timeseries.png")
     fig.savefig(paths[-1], dpi=110)
@@ -414,21 +592,39 @@ def plot_report(report: EvalReport, out_dir: Path) -> list[Path]:
 
     labels = []
     for level in levels:
-        stopped = sum(t.terminated for t in report.trials if t.level == level)
-        labels.append(f"{level}\n({stopped} stopped)" if stopped else str(level))
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7), squeeze=False)
-    for ax, name in zip(axes.flat, METRIC_NAMES, strict=True):
+        trials = [t for t in report.trials if t.level == level]
+        unsafe = sum(t.safety.unsafe_event for t in trials)
+        stopped = sum(t.terminated for t in trials)
+        label = f"{level}\n({unsafe}/{len(trials)})"
+        labels.append(label + f"\n{stopped} stopped" if stopped else label)
+    panels: list[tuple[str, str]] = [("metrics", name) for name in METRIC_NAMES]
+    panels.append(("safety", "out_of_range_s"))
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7.5), squeeze=False)
+    for ax, (source, name) in zip(axes.flat, panels, strict=False):
         data = []
         for level in levels:
             values = np.array(
-                [getattr(t.metrics, name) for t in report.trials if t.level == level], dtype=float
+                [getattr(getattr(t, source), name) for t in report.trials if t.level == level], dtype=float
             )
             data.append(values[np.isfinite(values)])
         ax.boxplot(data, tick_labels=labels)
         ax.set_title(name)
-        ax.set_xlabel("level")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{title} (stopped: trials ended early by the env's unsafe-state termination)")
+    ax = axes.flat[len(panels)]
+    fractions = [
+        float(np.mean([t.safety.unsafe_event for t in report.trials if t.level == level] or [math.nan]))
+        for level in levels
+    ]
+    ax.bar(range(1, len(levels) + 1), fractions, color="tab:red", alpha=0.7)
+    ax.set_xticks(range(1, len(levels) + 1), labels)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_title("fraction of trials with an unsafe event")
+    ax.grid(alpha=0.3)
+    fig.suptitle(
+        f"{title}: level (trials with an unsafe event / trials); unsafe = knee out of the safe range "
+        "while the interaction torque exceeds the threshold",
+        fontsize=10,
+    )
     fig.tight_layout()
     paths.append(out_dir / "boxplots.png")
     fig.savefig(paths[-1], dpi=110)

@@ -15,7 +15,12 @@ steps (default 512 = 5.12 s) to bring the knee to 0.2 rad.
   person's knee), the components are in ``info["reward_terms"]``.
 - ``terminated``: the human knee left ``safe_range_rad`` while the interaction
   torque exceeds ``interaction_torque_nm`` (unsafe), or the simulation diverged.
-  ``truncated``: the step limit was reached.
+  ``truncated``: the step limit was reached. The unsafe stop is a training
+  device; ``terminate_on_unsafe=False`` (what the evaluator uses) keeps the
+  episode running to its full length and only reports the condition.
+- Safety flags in ``info`` at every step, whether or not they terminate:
+  ``out_of_range`` (human knee outside ``safe_range_rad``) and ``unsafe``
+  (out of range while ``|interaction torque| > interaction_torque_nm``).
 - ``info``: ground truth (human knee angle/velocity, level, spasticity
   coefficient, activations, muscle torque, strap slide, subject parameters and
   seed) and the reward terms. Never part of the observation.
@@ -92,6 +97,9 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
         level: MAS level 0-3, or None for a uniformly random level per episode.
         config: the task configuration (default ``config/env.yaml``).
         twin_overrides: overrides passed to :func:`exo.twin.make_twin`.
+        terminate_on_unsafe: end the episode (``terminated``) on the unsafe
+            condition (default, training); False runs every episode to
+            ``control_steps`` and only flags it in ``info["unsafe"]`` (evaluation).
         **overrides: overrides of the task configuration (e.g. ``control_steps=256``,
             ``reward__pose_kernel="squared"``).
     """
@@ -104,6 +112,7 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
         level: int | None = None,
         config: EnvConfig | None = None,
         twin_overrides: dict[str, Any] | None = None,
+        terminate_on_unsafe: bool = True,
         **overrides: Any,
     ) -> None:
         super().__init__()
@@ -120,6 +129,7 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
                 raise ValueError("twin_overrides only apply when twin is a kind name")
             self.twin = twin
         self.level = level
+        self.terminate_on_unsafe = bool(terminate_on_unsafe)
         self.observation_space = gym.spaces.Box(OBS_LOW, OBS_HIGH, shape=(OBS_DIM,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self._dt = float(self.twin.control_timestep_s)
@@ -160,7 +170,11 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
         self._subject = asdict(subject) if subject is not None else {}
         self._prev_velocity = state.human_knee_velocity_rad_s
         obs = build_observation(state.measurements, self._target, 0.0, 0.0, episode_duration_s=self._duration_s)
-        return obs, self._info(state, None)
+        info = self._info(state, None)
+        info["out_of_range"], info["unsafe"] = self._safety_flags(
+            state.human_knee_angle_rad, state.measurements.interaction_torque_nm
+        )
+        return obs, info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
@@ -198,20 +212,29 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
             + w[4] * terms["range"]
         )
         self._action = a
-        lo, hi = self.config.safe_range_rad
         diverged = not (math.isfinite(knee) and math.isfinite(vel) and math.isfinite(m.interaction_torque_nm))
-        unsafe = (not lo <= knee <= hi) and abs(m.interaction_torque_nm) > self.config.termination_interaction_nm
-        terminated = diverged or unsafe
+        out_of_range, unsafe = self._safety_flags(knee, m.interaction_torque_nm)
+        stop_unsafe = unsafe and self.terminate_on_unsafe
+        terminated = diverged or stop_unsafe
         truncated = (not terminated) and self._steps >= self.config.control_steps
         obs = build_observation(m, self._target, a, self._steps * self._dt, episode_duration_s=self._duration_s)
         if diverged:
             obs = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
             reward = -self.config.reward.weights["range"]
         info = self._info(state, terms)
-        info["termination"] = "diverged" if diverged else "unsafe" if unsafe else ""
+        info["out_of_range"] = out_of_range
+        info["unsafe"] = unsafe
+        info["termination"] = "diverged" if diverged else "unsafe" if stop_unsafe else ""
         return obs, float(reward), terminated, truncated, info
 
     # ------------------------------------------------------------------ helpers
+
+    def _safety_flags(self, knee_angle_rad: float, interaction_torque_nm: float) -> tuple[bool, bool]:
+        """(out_of_range, unsafe) of a human knee angle (rad) and interaction torque (N m)."""
+        lo, hi = self.config.safe_range_rad
+        out_of_range = not lo <= knee_angle_rad <= hi
+        unsafe = out_of_range and abs(interaction_torque_nm) > self.config.termination_interaction_nm
+        return out_of_range, unsafe
 
     def _info(self, state: TwinState, terms: dict[str, float] | None) -> dict[str, Any]:
         m = state.measurements

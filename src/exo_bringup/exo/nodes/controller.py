@@ -149,7 +149,7 @@ class ControllerNode(Node):
                                                self.latest["interaction"])
         except ValueError as exc:
             self.rejected_observations += 1
-            self.get_logger().warn(f"sample skipped: {exc}", throttle_duration_sec=1.0)
+            self.get_logger().warning(f"sample skipped: {exc}", throttle_duration_sec=1.0)
             return
         if self.t0 is None or m.time_s < self.t0:
             self.t0 = m.time_s  # first sample, or time went back (new run / bag loop)
@@ -164,7 +164,7 @@ class ControllerNode(Node):
         if not is_finite_observation(self.obs):
             # garbage in: no request, so the safety monitor's watchdog takes over if it persists
             self.rejected_observations += 1
-            self.get_logger().warn(f"non-finite observation at t={m.time_s:.3f} s: request withheld "
+            self.get_logger().warning(f"non-finite observation at t={m.time_s:.3f} s: request withheld "
                                    f"({self.rejected_observations} so far)", throttle_duration_sec=1.0)
             return
         torque = float(self.controller.act(self.obs))

@@ -18,9 +18,10 @@ means the fallback.
 **Time base.** The core runs on sensor time: the header stamps of the samples
 (sim time from the sim bridge or a bag; the drivers' clock on hardware), so a
 lockstep run is deterministic. A control step is decided once per
-``joint_states`` sample t_k: when the request stamped t_k arrives, or at once if
-the controller already missed the previous step or the monitor is not in
-OK/LIMITING, or after ``request_deadline_s`` of wall time without it. When the
+``joint_states`` sample t_k: when the controller's answer (request) stamped t_k
+arrives, valid or not; at once if the controller did not answer the previous
+step; or after ``request_deadline_s`` of wall time (``request_deadline_sim_s``
+under simulated time) without an answer. When the
 sensor stream itself stops (a dead driver or sim bridge stops sensor time
 too), a steady-clock timer extrapolates sensor time by the wall time elapsed
 beyond ``stall_grace_s`` so that the core's per-source timeouts fire and the
@@ -54,8 +55,13 @@ NODE_PARAMS = [
     Param("request_deadline_s", 0.02, "Wall seconds after a joint_states sample to wait for the controller's "
           "request for it before deciding without it (the previous request holds until it expires), s.",
           0.0005, 1.0),
+    Param("request_deadline_sim_s", 2.0, "As request_deadline_s under use_sim_time (lockstep sim, bag "
+          "replay): sensor time waits for the graph, so a busy CPU must not count as a late controller, s.",
+          0.0005, 60.0),
     Param("stall_grace_s", 0.1, "Wall seconds without any sensor sample before sensor time is extrapolated by "
           "wall time (so that per-source timeouts fire when the whole stream stops), s.", 0.001, 10.0),
+    Param("stall_grace_sim_s", 3.0, "As stall_grace_s under use_sim_time: longer than the sim bridge's "
+          "lockstep_timeout_s, during which a lockstep sensor stream waits for a command, s.", 0.001, 60.0),
     Param("startup_grace_s", 5.0, "Wall seconds after start during which, until the controller's first "
           "request, sensor samples get no command (the actuator stays at zero torque) instead of the "
           "fallback: the graph's processes come up in any order, s.", 0.0, 600.0),
@@ -117,9 +123,16 @@ class SafetyMonitorNode(Node):
         self.last_decided_t: float | None = None
         self.last_sample_t: float | None = None
         self.last_sample_wall = time.monotonic()
-        self.last_request_t: float | None = None
+        self.last_request_t: float | None = None  # stamp of the newest valid request
+        self.last_answer_t: float | None = None  # stamp of the newest request, valid or not
         self.last_status_wall = 0.0
         self.started_wall = time.monotonic()
+        # Under simulated time a slow controller is not late in sim time: wait much longer
+        # (a dead one is still caught on the next sample, see _sensor_callback).
+        sim = self.get_parameter("use_sim_time").value
+        self.request_deadline_s = self.p["request_deadline_sim_s" if sim else "request_deadline_s"]
+        # ... and a lockstep sensor source legitimately pauses while it waits for a command
+        self.stall_grace_s = self.p["stall_grace_sim_s" if sim else "stall_grace_s"]
         period = self.limits.control_period_s
         self.create_timer(min(period, self.p["request_deadline_s"]) / 2, self._watch, clock=self.steady)
         self.create_timer(1.0 / self.p["diagnostics_rate_hz"], self._publish_diagnostics, clock=self.steady)
@@ -144,16 +157,20 @@ class SafetyMonitorNode(Node):
                 return
             if self.last_decided_t is not None and t <= self.last_decided_t:
                 return
+            # the controller missed the previous step: it was never decided (its request never
+            # came), or it was decided on the deadline without its own request
+            missed_previous = self.pending_t is not None or self.last_answer_t is None or (
+                self.last_decided_t is not None and self.last_answer_t < self.last_decided_t - 1e-9)
             self.pending_t, self.pending_since = t, time.monotonic()
             if self.last_request_t is not None and abs(self.last_request_t - t) < 1e-9:
                 self._decide(t)  # the step's request arrived before its sample
                 return
             if self._waiting_for_controller():
                 return
-            missed_previous = self.last_request_t is None or (
-                self.last_decided_t is not None and self.last_request_t < self.last_decided_t - 1e-9)
-            if missed_previous or self.core.state not in (SafetyState.OK, SafetyState.LIMITING):
-                self._decide(t)
+            if missed_previous:
+                self._decide(t)  # do not wait for a controller that is not answering
+            # else: wait for the request (or request_deadline_s), in every state, so that
+            # a lockstep simulation stays paced by the controller and deterministic
 
         def on_interaction(msg: WrenchStamped) -> None:
             t = convert.from_time_msg(msg.header.stamp)
@@ -174,10 +191,11 @@ class SafetyMonitorNode(Node):
 
     def _on_request(self, msg: TorqueCommand) -> None:
         t = convert.from_time_msg(msg.header.stamp)
+        self.last_answer_t = t if self.last_answer_t is None else max(self.last_answer_t, t)
         if self.core.on_request(t, msg.torque, msg.source or "controller", int(msg.seq)):
             self.last_request_t = t
         if self.pending_t is not None and abs(t - self.pending_t) < 1e-9:
-            self._decide(t)
+            self._decide(t)  # even if rejected: the step's answer came, the core decides what holds
 
     # --- decisions ---------------------------------------------------------------
     def _decide(self, t: float) -> None:
@@ -190,8 +208,10 @@ class SafetyMonitorNode(Node):
         self.pub_command.publish(cmd)
         self.pub_array.publish(Float64MultiArray(data=[decision.torque_nm]))
         if decision.transition:
-            self.get_logger().warn(f"t={t:.3f} s: {decision.state.name}: {decision.reason}") \
-                if decision.state >= SafetyState.FALLBACK else \
+            # (rclpy: one logging call site must keep one severity)
+            if decision.state >= SafetyState.FALLBACK:
+                self.get_logger().warning(f"t={t:.3f} s: {decision.state.name}: {decision.reason}")
+            else:
                 self.get_logger().info(f"t={t:.3f} s: {decision.state.name}: {decision.reason}")
             self._publish_status()
         elif time.monotonic() - self.last_status_wall >= 1.0 / self.p["status_rate_hz"]:
@@ -203,14 +223,13 @@ class SafetyMonitorNode(Node):
 
     def _watch(self) -> None:
         now = time.monotonic()
-        if (self.pending_t is not None and now - self.pending_since >= self.p["request_deadline_s"]
+        if (self.pending_t is not None and now - self.pending_since >= self.request_deadline_s
                 and not self._waiting_for_controller()):
             self._decide(self.pending_t)
             return
-        stalled_s = now - self.last_sample_wall
-        if self.last_sample_t is not None and stalled_s > self.p["stall_grace_s"]:
+        if self.last_sample_t is not None and now - self.last_sample_wall > self.stall_grace_s:
             # the whole sensor stream stopped: let sensor time run on with the wall clock
-            t = self.last_sample_t + stalled_s
+            t = self._sensor_time_now()
             if self.last_decided_t is None or t >= self.last_decided_t + self.limits.control_period_s - 1e-9:
                 self._decide(t)
         elif now - self.last_status_wall >= 1.0 / self.p["status_rate_hz"]:
@@ -225,9 +244,19 @@ class SafetyMonitorNode(Node):
         response.success, response.message = True, "e-stop latched; call safety/reset to clear"
         return response
 
+    def _sensor_time_now(self) -> float | None:
+        """Sensor time now: the newest sample's stamp, run on by the wall clock once the stream stalled."""
+        if self.last_sample_t is None:
+            return None
+        stalled_s = time.monotonic() - self.last_sample_wall
+        return self.last_sample_t + (stalled_s if stalled_s > self.stall_grace_s else 0.0)
+
     def _on_reset(self, request, response):
-        ok, message = self.core.reset(self.last_sample_t)
-        (self.get_logger().info if ok else self.get_logger().warn)(message)
+        ok, message = self.core.reset(self._sensor_time_now())
+        if ok:
+            self.get_logger().info(message)
+        else:
+            self.get_logger().warning(message)
         response.success, response.message = ok, message
         return response
 

@@ -40,7 +40,7 @@ PARAMS = [
     Param("level", 1, "Modified Ashworth spasticity level of the simulated subject.", 0, 3),
     Param("subject_seed", 0, "Seed of the subject's parameter noise (trial i uses seed + i).", 0, 2**31 - 1),
     Param("lockstep", True, "Advance one step per received torque_command (deterministic) instead of real time."),
-    Param("lockstep_timeout_s", 0.25, "Wall seconds to wait for the current step's command before advancing "
+    Param("lockstep_timeout_s", 1.0, "Wall seconds to wait for the current step's command before advancing "
           "anyway with the actuator model's torque, s.", 0.001, 30.0),
     Param("realtime_factor", 1.0, "Real-time mode: simulated seconds per wall second.", 0.01, 100.0),
     Param("command_timeout_s", 0.03, "Actuator model: a torque_command older than this (sim time) is "
@@ -158,7 +158,7 @@ class SimBridge(Node):
         else:
             self.lockstep_timeouts += 1
             if self.lockstep_timeouts in (1, 10, 100) or self.lockstep_timeouts % 1000 == 0:
-                self.get_logger().warn(
+                self.get_logger().warning(
                     f"no torque_command for t={self.sim_time_s:.3f} s within {self.p['lockstep_timeout_s']} s "
                     f"(wall); advancing with the actuator model ({self.lockstep_timeouts} time(s))"
                 )

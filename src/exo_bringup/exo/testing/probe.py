@@ -8,6 +8,7 @@ from typing import Any
 
 import rclpy
 from rclpy.context import Context
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
@@ -35,7 +36,12 @@ class RosProbe:
         self.received: dict[str, list[Any]] = {}
 
     def _name(self, topic: Topic | str) -> str:
-        return topic.resolved(self.namespace) if isinstance(topic, Topic) else topic
+        """Absolute name: contract topics and relative names resolve under the probe's namespace."""
+        if isinstance(topic, Topic):
+            return topic.resolved(self.namespace)
+        if topic.startswith("/"):
+            return topic
+        return f"/{self.namespace.strip('/')}/{topic}" if self.namespace.strip("/") else f"/{topic}"
 
     def subscribe(self, topic: Topic | str, msg_type: str | None = None, qos: QoSProfile | None = None) -> list[Any]:
         """Collect every message on ``topic`` into a list (returned, and in ``received``)."""
@@ -44,7 +50,10 @@ class RosProbe:
         if type_name is None:
             raise ValueError("msg_type is required for a plain topic name")
         if qos is None:
-            qos = qos_profile(topic) if isinstance(topic, Topic) else QoSProfile(depth=100)
+            # record everything: the topic's reliability/durability, a deep queue, no deadline
+            qos = qos_profile(topic) if isinstance(topic, Topic) else QoSProfile(depth=1000)
+            qos.depth = 1000
+            qos.deadline = Duration()
         box = self.received.setdefault(name, [])
         self.node.create_subscription(interface_class(type_name), name, box.append, qos)
         return box
@@ -86,7 +95,7 @@ class RosProbe:
     def call(self, srv_type: str, name: str, request: Any | None = None, timeout_s: float = 10.0) -> Any:
         """Call a service (waits for it), returning the response."""
         cls = interface_class(srv_type)
-        client = self.node.create_client(cls, self._name(name) if not name.startswith("/") else name)
+        client = self.node.create_client(cls, self._name(name))
         try:
             self.wait_for(client.service_is_ready, timeout_s, f"service {client.srv_name}")
             future = client.call_async(request if request is not None else cls.Request())

@@ -1,0 +1,171 @@
+"""The sim graph as users run it: sim_bridge, controller and safety_monitor as separate processes.
+
+Each test starts the real node processes (exo.runner, as `exo sim` does) in its
+own DDS domain, watches the topics from an in-process probe, and injects one
+fault: a killed controller, a dead sensor stream, NaN requests, an e-stop.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+
+import numpy as np
+import pytest
+
+from exo import contract
+from exo.paths import config_file
+from exo.ros.convert import from_time_msg
+from exo.safety import SafetyLimits
+
+pytestmark = pytest.mark.ros
+
+LIMITS = SafetyLimits.from_yaml(config_file("safety.yaml"))
+PERIOD = LIMITS.control_period_s
+NODES = ["sim_bridge", "controller", "safety_monitor"]
+
+
+class Watch:
+    """Collects the graph's outputs through the probe (SI units, sim time from header stamps)."""
+
+    def __init__(self, probe) -> None:
+        self.probe = probe
+        self.joint = probe.subscribe(contract.JOINT_STATES)
+        self.commands = probe.subscribe(contract.TORQUE_COMMAND)
+        self.requests = probe.subscribe(contract.TORQUE_REQUEST)
+        self.status = probe.subscribe(contract.SAFETY_STATUS)
+        self.truth = probe.subscribe(contract.SIM_TRUTH)
+
+    def sim_time(self) -> float:
+        return from_time_msg(self.joint[-1].header.stamp) if self.joint else -1.0
+
+    def run_until(self, sim_time_s: float, timeout_s: float = 120.0) -> None:
+        self.probe.wait_for(lambda: self.sim_time() >= sim_time_s, timeout_s, f"sim time {sim_time_s} s")
+
+    def command_series(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        t = np.array([from_time_msg(c.header.stamp) for c in self.commands])
+        u = np.array([c.torque for c in self.commands])
+        return t, u, [c.source for c in self.commands]
+
+
+def start(processes, probe, **arguments) -> tuple[object, Watch]:
+    watch = Watch(probe)
+    graph = processes.graph("sim", **arguments)
+    probe.wait_for_nodes(NODES, timeout_s=60.0)
+    return graph, watch
+
+
+def assert_commands_within_limits(watch: Watch) -> None:
+    t, u, _ = watch.command_series()
+    assert np.all(np.isfinite(u))
+    assert np.max(np.abs(u)) <= LIMITS.torque_cap_nm + 1e-9
+    # slew rule: rises/reversals no faster than the slew rate; removing torque is never delayed
+    du = np.diff(u)
+    dt = np.minimum(np.diff(t), PERIOD)
+    towards_zero = (np.abs(u[1:]) <= np.abs(u[:-1])) & (u[1:] * u[:-1] >= 0)
+    too_fast = (np.abs(du) > LIMITS.max_slew_rate_nm_per_s * dt + 1e-6) & ~towards_zero
+    assert not too_fast.any(), f"slew violated at t={t[1:][too_fast][:5]}"
+
+
+def test_pid_lockstep_trial_at_level_1_reaches_the_target_within_the_limits(processes, probe):
+    graph, watch = start(processes, probe, controller="pid", level="1", lockstep="true")
+    watch.run_until(5.0)
+    graph.check()
+    truth_t = np.array([from_time_msg(m.header.stamp) for m in watch.truth])
+    exo = np.array([m.exo_knee_angle for m in watch.truth])
+    target = watch.truth[-1].target_knee_angle
+    final = exo[truth_t >= truth_t[-1] - 0.5]
+    error_deg = math.degrees(abs(float(np.mean(final)) - target))
+    assert error_deg < 2.0, f"final error {error_deg:.2f} deg"
+    assert_commands_within_limits(watch)
+    _, _, sources = watch.command_series()
+    assert set(sources) == {"pid"}, f"unexpected command sources {set(sources)}"
+    # lockstep: one command per step, every step (no gaps in sim time)
+    t, _, _ = watch.command_series()
+    steps = np.round(np.diff(t) / PERIOD).astype(int)
+    assert set(steps.tolist()) <= {1}, f"lockstep skipped or repeated steps: {sorted(set(steps.tolist()))}"
+
+
+def test_killing_the_controller_hands_over_to_the_fallback_within_two_periods(processes, probe):
+    graph, watch = start(processes, probe, controller="pid", level="1", lockstep="true")
+    watch.run_until(1.0)
+    graph.kill("controller", signal.SIGKILL)
+    probe.wait_for(lambda: any(c.source.startswith("fallback") for c in watch.commands), 30.0,
+                   "a command from the fallback")
+    last_request = max(from_time_msg(r.header.stamp) for r in watch.requests)
+    first_fallback = next(from_time_msg(c.header.stamp) for c in watch.commands if c.source.startswith("fallback"))
+    assert first_fallback - last_request <= 2 * PERIOD + 1e-6, (
+        f"fallback at t={first_fallback:.3f} s, last request at t={last_request:.3f} s")
+    # from then on the fallback drives the knee, within the limits, step after step
+    watch.run_until(first_fallback + 1.0)
+    after = [c for c in watch.commands if from_time_msg(c.header.stamp) >= first_fallback]
+    assert all(c.source == "fallback_pid" for c in after)
+    assert_commands_within_limits(watch)
+    assert any(s.state_name == "FALLBACK" for s in watch.status)
+
+
+def test_a_dead_sensor_stream_gives_a_safe_stop(processes, probe):
+    graph, watch = start(processes, probe, controller="pid", level="1", lockstep="true")
+    watch.run_until(1.0)
+    graph.kill("sim_bridge", signal.SIGKILL)
+    probe.wait_for(lambda: watch.status and watch.status[-1].state_name == "SAFE_STOP", 10.0, "SAFE_STOP")
+    stop = watch.status[-1]
+    assert "sensor data stale" in stop.reason and "joint_states" in stop.reason
+    probe.wait_for(lambda: watch.commands[-1].source == "safe_stop", 5.0, "a safe-stop command")
+    assert watch.commands[-1].torque == 0.0
+    # latched: a reset is refused while the sensors are still silent
+    response = probe.call("std_srvs/srv/Trigger", contract.SAFETY_RESET_SERVICE)
+    assert not response.success and "stale" in response.message
+
+
+def test_nan_requests_are_rejected_counted_and_never_reach_the_knee(processes, probe):
+    """The probe plays the controller: it answers each sample, with NaN every 10th step."""
+    from sensor_msgs.msg import JointState
+
+    from exo.ros.qos import qos_profile
+    from exo_msgs.msg import TorqueCommand
+
+    graph = processes.graph("sim", only=("sim_bridge", "safety_monitor"), level="1", lockstep="true")
+    watch = Watch(probe)
+    pub = probe.publisher(contract.TORQUE_REQUEST)
+    sent = {"nan": 0, "steps": 0, "answering": True}
+
+    def answer(msg: JointState) -> None:
+        if not sent["answering"]:
+            return
+        sent["steps"] += 1
+        nan = sent["steps"] % 10 == 0
+        sent["nan"] += nan
+        pub.publish(TorqueCommand(header=msg.header, joint=contract.KNEE_JOINT,
+                                  torque=math.nan if nan else -20.0, source="probe", seq=sent["steps"]))
+
+    probe.node.create_subscription(JointState, contract.JOINT_STATES.resolved(probe.namespace), answer,
+                                   qos_profile(contract.JOINT_STATES))
+    probe.wait_for_nodes(["sim_bridge", "safety_monitor"], timeout_s=60.0)
+    watch.run_until(1.0)
+    graph.check()
+    sent["answering"] = False  # the lockstep bridge now waits: let everything in flight land
+    probe.spin_for(0.5)  # (the 10 Hz status catches up)
+    nan_sent = sent["nan"]
+    assert nan_sent >= 9
+    assert watch.status[-1].rejected_requests == nan_sent
+    assert_commands_within_limits(watch)
+    # a single NaN is covered by the previous valid request (request_timeout_periods = 1)
+    assert {c.source for c in watch.commands} == {"probe"}
+
+
+def test_estop_latches_until_reset(processes, probe):
+    graph, watch = start(processes, probe, controller="pid", level="1", lockstep="true")
+    watch.run_until(0.5)
+    response = probe.call("std_srvs/srv/Trigger", contract.ESTOP_SERVICE)
+    assert response.success
+    probe.wait_for(lambda: watch.commands[-1].source == "estop", 10.0, "e-stop commands")
+    t_estop = from_time_msg(watch.commands[-1].header.stamp)
+    watch.run_until(t_estop + 1.0)  # the controller keeps requesting: the e-stop holds
+    after = [c for c in watch.commands if from_time_msg(c.header.stamp) >= t_estop]
+    assert len(after) >= 50 and all(c.source == "estop" and c.torque == 0.0 for c in after)
+    assert watch.status[-1].state_name == "ESTOP"
+    response = probe.call("std_srvs/srv/Trigger", contract.SAFETY_RESET_SERVICE)
+    assert response.success, response.message
+    probe.wait_for(lambda: watch.commands[-1].source == "pid", 10.0, "the controller back in charge")
+    graph.check()

@@ -79,7 +79,7 @@ def eval_command(
         list[str] | None,
         typer.Option(
             "--env-param",
-            help="Env config override KEY=VALUE, e.g. termination_interaction_nm=1e9 (no unsafe stop).",
+            help="Env config override KEY=VALUE, e.g. termination_interaction_nm=60 (threshold of the unsafe flag).",
         ),
     ] = None,
     params_key: Annotated[
@@ -144,7 +144,7 @@ def eval_command(
     for column in (
         "level",
         "settled",
-        "unsafe stop",
+        "unsafe",
         "settle s",
         "RMS Nm",
         "peak Nm",
@@ -162,7 +162,7 @@ def eval_command(
         table.add_row(
             level,
             f"{s['settled']['fraction'] * 100:.0f} %",
-            f"{s['terminated']['fraction'] * 100:.0f} %",
+            f"{s['unsafe']['fraction'] * 100:.0f} %",
             cell("settling_time_s"),
             cell("rms_torque_nm", ".1f"),
             cell("peak_torque_nm", ".1f"),

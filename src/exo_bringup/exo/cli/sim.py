@@ -67,8 +67,8 @@ def sim(
     exit_code = 0
     monitor = None
     try:
+        monitor = SimMonitor(domain, runner.namespace)  # first, so that it sees the trial from its start
         runner.start()
-        monitor = SimMonitor(domain, runner.namespace)
         t0 = time.monotonic()
         pending = [n.name for n in runner.nodes]
         while pending:

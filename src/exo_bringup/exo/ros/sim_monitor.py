@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from exo import contract
 from exo.ros.convert import from_time_msg
 from exo.testing.probe import RosProbe
@@ -24,6 +26,7 @@ class Trace:
     command_nm: list[float] = field(default_factory=list)
     command_source: dict[str, int] = field(default_factory=dict)
     truth_t: list[float] = field(default_factory=list)
+    human_knee_rad: list[float] = field(default_factory=list)
     interaction_nm: list[float] = field(default_factory=list)
     target_rad: float = math.nan
     safety_states: list[tuple[float, str, str]] = field(default_factory=list)
@@ -34,12 +37,16 @@ class SimMonitor:
         self.probe = RosProbe(domain_id, namespace, name="exo_sim_monitor")
         self.trace = Trace()
         node = self.probe.node
+        from rclpy.duration import Duration
+
         from exo.ros.qos import qos_profile
         from exo.ros.types import interface_class
 
         def sub(topic, callback):
-            node.create_subscription(interface_class(topic.msg_type), topic.resolved(namespace), callback,
-                                     qos_profile(topic))
+            qos = qos_profile(topic)
+            qos.depth = 1000  # a watcher must not lose samples when it is slower than the graph
+            qos.deadline = Duration()
+            node.create_subscription(interface_class(topic.msg_type), topic.resolved(namespace), callback, qos)
 
         sub(contract.JOINT_STATES, self._on_joint)
         sub(contract.TORQUE_COMMAND, self._on_command)
@@ -65,6 +72,7 @@ class SimMonitor:
 
     def _on_truth(self, msg) -> None:
         self.trace.truth_t.append(from_time_msg(msg.header.stamp))
+        self.trace.human_knee_rad.append(msg.human_knee_angle)
         self.trace.interaction_nm.append(msg.interaction_torque)
         self.trace.target_rad = msg.target_knee_angle
 
@@ -111,8 +119,34 @@ class SimMonitor:
             table.add_row("command sources", ", ".join(f"{k}: {v}" for k, v in sorted(tr.command_source.items())))
         if tr.interaction_nm:
             table.add_row("peak |interaction torque|", f"{max(abs(x) for x in tr.interaction_nm):.2f} N m")
+        metrics = self.trial_metrics()
+        if metrics is not None:
+            settle = metrics.settling_time_s
+            settling = f"settling {settle:.2f} s" if settle == settle else "not settled"
+            table.add_row("trial metrics (human knee, exo.metrics)",
+                          f"{settling}, RMS {metrics.rms_torque_nm:.1f} N m, peak {metrics.peak_torque_nm:.1f} N m, "
+                          f"final error {metrics.final_error_deg:.2f} deg, overshoot {metrics.overshoot_deg:.2f} deg")
         table.add_row("safety states", " -> ".join(s for _, s, _ in tr.safety_states) or "none received")
         return table
+
+    def trial_metrics(self):
+        """The evaluator's metrics (exo.metrics) of the run, from sim/truth and torque_command; None if too short."""
+        from exo.metrics import compute_trial_metrics
+
+        tr = self.trace
+        torque_at = dict(zip(tr.command_t, tr.command_nm, strict=True))
+        t = np.asarray(tr.truth_t)
+        order = np.argsort(t, kind="stable")
+        t, keep = np.unique(t[order], return_index=True)
+        if t.size < 100 or math.isnan(tr.target_rad):
+            return None
+        angle = np.asarray(tr.human_knee_rad)[order][keep]
+        interaction = np.asarray(tr.interaction_nm)[order][keep]
+        exo = np.array([torque_at.get(x, 0.0) for x in t])
+        try:
+            return compute_trial_metrics(t - t[0], angle, tr.target_rad, interaction, exo)
+        except ValueError:
+            return None
 
     def close(self) -> None:
         self.probe.close()

@@ -76,3 +76,40 @@ def test_colcon_build_of_src_in_a_temporary_workspace(tmp_path: Path):
     msgs_py = list((install / "exo_msgs").rglob("exo_msgs/msg/_torque_command.py"))
     assert msgs_py, "exo_msgs python bindings not installed"
     assert list((install / "exo_msgs").rglob("libexo_msgs__rosidl_typesupport_c.so"))
+
+
+def test_setup_names_a_missing_system_prerequisite(tmp_path: Path):
+    """scripts/setup.sh on a machine without cmake stops at once, naming cmake and how to get it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("python3", "bash", "cat", "sha256sum", "cut", "dirname", "gcc", "g++", "make"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    (bin_dir / "python3").unlink()
+    (bin_dir / "python3").symlink_to(sys.executable)  # a Python with headers, venv and ensurepip
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], capture_output=True, text=True,
+                            env={"PATH": str(bin_dir), "HOME": str(tmp_path), "EXO_VENV": str(tmp_path / "venv")},
+                            timeout=60)
+    assert result.returncode == 1
+    assert "'cmake' is missing" in result.stderr and "apt install cmake" in result.stderr
+    assert not (tmp_path / "venv").exists()  # nothing half-installed
+
+
+def test_exo_sim_stops_with_a_message_naming_a_node_that_dies(tmp_path: Path):
+    """A controller that cannot start (bad parameter) ends `exo sim` with exit 1, naming it."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("/**/controller:\n  ros__parameters:\n    target_knee_angle_rad: 7.0\n")
+    from exo.testing.ros_env import claim_domain
+
+    claim = claim_domain()
+    try:
+        result = _exo("sim", "--duration", "1", "--params-file", str(bad), "--domain-id", str(claim.domain_id),
+                      "--log-dir", str(tmp_path / "logs"), "--startup-timeout", "60",
+                      env={"ROS_LOG_DIR": str(tmp_path / "ros")})
+    finally:
+        claim.release()
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())
+    assert "node 'controller' exited with code 2" in text
+    assert "target_knee_angle_rad" in text and "out of range" in text

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 import rclpy
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -42,7 +43,8 @@ def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None
         with rclpy.init(args=args if args is not None else sys.argv):
             try:
                 node = node_factory()
-            except (ParameterError, ConfigError, FileNotFoundError) as exc:
+            except (ParameterError, ConfigError, FileNotFoundError, InvalidParameterValueException,
+                    InvalidParameterTypeException) as exc:
                 print(f"[fatal] cannot start: {exc}", file=sys.stderr, flush=True)
                 sys.exit(2)
             executor = make_executor()

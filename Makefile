@@ -15,7 +15,8 @@ test: setup
 	$(VENV)/bin/python -m pytest
 
 bench: setup
-	$(VENV)/bin/python bench/run_all.py
+	$(VENV)/bin/python bench/bench_twin.py --out bench/results/twin.json
+	$(VENV)/bin/python bench/bench_graph.py --duration 60 --out bench/results/graph.json
 
 clean:
 	rm -rf $(VENV) runs out build install log

@@ -610,7 +610,7 @@ def report(res: dict[str, Any]) -> None:
 def targets(res: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for e in res["latency"]:
-        if e["kind"] != "graph" or "error" in e:
+        if e["kind"] != "graph" or "error" in e or e.get("p50_ms") is None:
             continue
         key = f"{e['rate_hz']:g}Hz_{e['executor']}_{e['stamp']}"
         if e["rate_hz"] == 100:
@@ -694,8 +694,9 @@ def main() -> None:
         b.close()
         res["meta"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
         res["meta"]["log_dir"] = str(b.tmp) if (a.keep_logs or not ok) else None
-        res["targets"] = targets(res)
         a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(res, indent=1, default=str))
+        res["targets"] = targets(res)
         a.out.write_text(json.dumps(res, indent=1, default=str))
         report(res)
         console.print(f"wrote {a.out}")

@@ -71,6 +71,7 @@ class LoadGen(Node):
         self.req_recv_ns: list[int] = []
         self.by_us: dict[int, int] = {}
         self.unmatched = 0
+        self.unmatched_examples: list[tuple[int, str]] = []
         self.duplicates = 0
         self.first_ok_wall: float | None = None
         self.consecutive_ok = 0
@@ -115,6 +116,8 @@ class LoadGen(Node):
         i = self._index(_ns(msg.header.stamp))
         if i is None:
             self.unmatched += 1
+            if len(self.unmatched_examples) < 10:
+                self.unmatched_examples.append((_ns(msg.header.stamp), getattr(msg, "source", "")))
             return
         if self.cmd_recv_ns[i] != NAN:
             self.duplicates += 1
@@ -264,7 +267,8 @@ def main() -> None:
         result.update(
             ok=True, settled=settled, window=[lo, hi], window_wall_s=t_end - t_window, skipped_slots=skipped,
             discovery_s=t_matched - (deadline - a.start_timeout), unmatched=node.unmatched,
-            duplicates=node.duplicates,
+            duplicates=node.duplicates, unmatched_examples=node.unmatched_examples,
+            last_stamps=node.stamp_ns[-3:],
             **{k: getattr(node, k)[lo:hi] for k in ("stamp_ns", "pub_done_ns", "cmd_recv_ns", "cmd_src_ns",
                                                      "cmd_rx_ns", "cmd_source", "req_src_ns", "req_recv_ns")},
         )

@@ -32,6 +32,7 @@ def test_check_env(envs: dict[str, KneeExtensionEnv], kind: str) -> None:
 
 
 def test_registered_ids() -> None:
+    exo.envs.register_envs()
     assert set(exo.envs.ENV_IDS.values()) <= set(gym.registry)
     env = gym.make("exo/KneeExtension-Reduced-v0", level=2, control_steps=5)
     obs, info = env.reset(seed=0)

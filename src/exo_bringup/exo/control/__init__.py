@@ -2,10 +2,11 @@
 
 - :mod:`exo.control.base`: the :class:`Controller` protocol and observation access.
 - :mod:`exo.control.pid`: the PID baseline; :mod:`exo.control.zero`: zero torque.
+- :mod:`exo.control.sac`: the trained SAC policy (numpy or onnxruntime inference, no torch).
 - :mod:`exo.control.ziegler_nichols`: how the PID gains in ``config/controllers.yaml`` were found.
 
-Controllers are built by name with :func:`make_controller`. To add one (e.g. the
-SAC policy), add ``"sac": "exo.control.sac:SacController"`` to
+Controllers are built by name with :func:`make_controller`. To add one, add
+``"name": "module:Class"`` to
 :data:`CONTROLLERS` (modules are imported on first use, so heavy dependencies
 such as torch load only when that controller is asked for), or call
 :func:`register_controller` from a plugin. The evaluator and the controller
@@ -34,10 +35,10 @@ __all__ = [
 ]
 
 #: Registry: controller name -> "module:attribute" of a class/factory taking keyword parameters.
-#: Extension point: the SAC policy wrapper registers here as "sac".
 CONTROLLERS: dict[str, str | Callable[..., Controller]] = {
     "pid": "exo.control.pid:PidController",
     "zero": "exo.control.zero:ZeroTorqueController",
+    "sac": "exo.control.sac:SacController",
 }
 
 #: Node whose ROS parameter file (config/controllers.yaml) holds the controllers' parameters.

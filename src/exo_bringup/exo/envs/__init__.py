@@ -1,6 +1,7 @@
 """Gymnasium environments of the knee exoskeleton (pure core, no rclpy).
 
-Importing this package registers:
+Registering (:func:`register_envs`; done on import of :mod:`exo.envs.knee_extension`, and on
+import of this package when gymnasium is already loaded) adds:
 
 - ``exo/KneeExtension-Full-v0``: :class:`~exo.envs.knee_extension.KneeExtensionEnv` on the full MyoLeg twin;
 - ``exo/KneeExtension-Reduced-v0``: the same task on the reduced twin.
@@ -12,16 +13,20 @@ controller node).
 
 from __future__ import annotations
 
-import gymnasium as gym
+import sys
 
 ENV_IDS = {"full": "exo/KneeExtension-Full-v0", "reduced": "exo/KneeExtension-Reduced-v0"}
 
 
 def register_envs() -> None:
-    """Register the env ids (idempotent)."""
+    """Register the env ids with gymnasium (idempotent)."""
+    import gymnasium as gym
+
     for kind, env_id in ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="exo.envs.knee_extension:KneeExtensionEnv", kwargs={"twin": kind})
 
 
-register_envs()
+# The controller node imports exo.envs.observation on live data: it must not pull in gymnasium.
+if "gymnasium" in sys.modules:
+    register_envs()

@@ -256,3 +256,8 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
             "reward_terms": terms if terms is not None else {},
             "measurements": m,
         }
+
+
+from exo.envs import register_envs as _register_envs  # noqa: E402 - after the class it registers
+
+_register_envs()

@@ -172,7 +172,10 @@ class ControllerNode(Node):
             self.last_action = max(-1.0, min(1.0, torque / 100.0))
         self.seq += 1
         # a non-finite torque is still published: the safety monitor rejects and counts it
-        self.pub.publish(TorqueCommand(header=convert.header(m.time_s, contract.KNEE_JOINT), joint=contract.KNEE_JOINT,
+        # the request carries the sample's exact stamp (the safety monitor matches it to the step)
+        header = convert.header(0.0, contract.KNEE_JOINT)
+        header.stamp = joint.header.stamp
+        self.pub.publish(TorqueCommand(header=header, joint=contract.KNEE_JOINT,
                                        torque=torque, source=self.controller.name, seq=self.seq))
 
 

@@ -74,6 +74,11 @@ WATCHED = {source_name(t): t for t in (contract.JOINT_STATES, contract.INTERACTI
                                         contract.INTERACTION_SHANK, contract.IMU_THIGH, contract.IMU_SHANK)}
 
 
+def _ns(stamp) -> int:
+    """A builtin_interfaces/Time as integer nanoseconds (exact, for matching stamps)."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
 def _limit_params() -> list[Param]:
     """One declared ROS parameter per SafetyLimits field, documented with its unit."""
     defaults = SafetyLimits().to_dict()
@@ -124,6 +129,8 @@ class SafetyMonitorNode(Node):
         self.last_sample_t: float | None = None
         self.last_sample_wall = time.monotonic()
         self.last_request_t: float | None = None  # stamp of the newest valid request
+        self.last_request_ns: int | None = None  # the same, exactly (stamps are matched in integer ns)
+        self.pending_stamp = None  # exact stamp of the pending sample (copied to its command)
         self.last_answer_t: float | None = None  # stamp of the newest request, valid or not
         self.last_status_wall = 0.0
         self.started_wall = time.monotonic()
@@ -162,7 +169,8 @@ class SafetyMonitorNode(Node):
             missed_previous = self.pending_t is not None or self.last_answer_t is None or (
                 self.last_decided_t is not None and self.last_answer_t < self.last_decided_t - 1e-9)
             self.pending_t, self.pending_since = t, time.monotonic()
-            if self.last_request_t is not None and abs(self.last_request_t - t) < 1e-9:
+            self.pending_stamp = msg.header.stamp
+            if self.last_request_ns == _ns(msg.header.stamp):
                 self._decide(t)  # the step's request arrived before its sample
                 return
             if self._waiting_for_controller():
@@ -194,15 +202,19 @@ class SafetyMonitorNode(Node):
         self.last_answer_t = t if self.last_answer_t is None else max(self.last_answer_t, t)
         if self.core.on_request(t, msg.torque, msg.source or "controller", int(msg.seq)):
             self.last_request_t = t
-        if self.pending_t is not None and abs(t - self.pending_t) < 1e-9:
+            self.last_request_ns = _ns(msg.header.stamp)
+        if self.pending_t is not None and _ns(msg.header.stamp) == _ns(self.pending_stamp):
             self._decide(t)  # even if rejected: the step's answer came, the core decides what holds
 
     # --- decisions ---------------------------------------------------------------
     def _decide(self, t: float) -> None:
         decision = self.core.update(t)
+        header = convert.header(t, contract.KNEE_JOINT)
+        if self.pending_t is not None and t == self.pending_t:
+            header.stamp = self.pending_stamp  # the sample's exact stamp, not a float round trip
         self.pending_t = None
         self.last_decided_t = t
-        cmd = TorqueCommand(header=convert.header(t, contract.KNEE_JOINT), joint=contract.KNEE_JOINT,
+        cmd = TorqueCommand(header=header, joint=contract.KNEE_JOINT,
                             torque=decision.torque_nm, source=decision.source,
                             seq=decision.seq if decision.seq is not None else 0)
         self.pub_command.publish(cmd)

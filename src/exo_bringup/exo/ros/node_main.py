@@ -18,10 +18,9 @@ from exo.ros.parameters import ParameterError
 def make_executor():
     """SingleThreadedExecutor, or rclpy's EventsExecutor with ``EXO_EXECUTOR=events``.
 
-    The EventsExecutor has about half the latency in a plain pub/sub round trip
-    here, but with our nodes' steady-clock timers (rclpy 9.1.2) it spun at 100 %
-    CPU, never served DDS discovery of the node and ignored SIGTERM, so it is
-    opt-in until that is understood. (It also must be spun from the main thread.)
+    The EventsExecutor halves the nodes' CPU and a plain round trip here (bench/bench_graph.py);
+    its ``spin()`` busy-loops in rclpy 9.1.2, so :func:`run` spins with bounded ``spin_once``
+    calls. It must be spun from the main thread.
     """
     if os.environ.get("EXO_EXECUTOR", "single") == "events":
         try:
@@ -50,7 +49,10 @@ def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None
             executor = make_executor()
             executor.add_node(node)
             try:
-                executor.spin()
+                # rclpy 9.1.2's EventsExecutor.spin() waits on "the end of time" and that wait does not
+                # block (100 % CPU, no callbacks); bounded spin_once calls work for both executors.
+                while rclpy.ok():
+                    executor.spin_once(timeout_sec=0.1)
             finally:
                 on_shutdown = getattr(node, "on_shutdown", None)
                 if on_shutdown is not None:

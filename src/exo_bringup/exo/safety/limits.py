@@ -113,6 +113,9 @@ class SafetyLimits:
     request_timeout_periods: int = _param(
         1, "periods", "A torque request expires after this many control periods; without a valid request "
         "the fallback drives the joint.")
+    stamp_jitter_tolerance_s: float = _param(
+        0.002, "s", "Clock jitter tolerated on top of every timeout (request expiry, sensor timeouts): "
+        "hardware stamps of a 100 Hz stream are not exactly 10 ms apart.")
     sensor_timeouts_s: Mapping[str, float] = field(
         default_factory=_default_sensor_timeouts, hash=False,
         metadata={"unit": "s", "doc": "Watched sensor sources and their timeouts (source: timeout); a source "
@@ -167,7 +170,7 @@ class SafetyLimits:
     @property
     def request_timeout_s(self) -> float:
         """Age at which a torque request expires, s."""
-        return self.request_timeout_periods * self.control_period_s
+        return self.request_timeout_periods * self.control_period_s + self.stamp_jitter_tolerance_s
 
     @property
     def interaction_sources(self) -> tuple[str, ...]:
@@ -302,8 +305,10 @@ class SafetyLimits:
             need(getattr(self, key) > 0, key, "must be > 0")
         for key in ("soft_zone_width_rad", "fallback_kp_nm_per_rad", "fallback_ki_nm_per_rad_s",
                     "fallback_kd_nm_s_per_rad", "fallback_min_duration_s", "safe_stop_damping_nm_s_per_rad",
-                    "safe_stop_torque_cap_nm"):
+                    "safe_stop_torque_cap_nm", "stamp_jitter_tolerance_s"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
+        need(self.stamp_jitter_tolerance_s < self.control_period_s, "stamp_jitter_tolerance_s",
+             f"must be < control_period_s ({self.control_period_s} s)")
         cap = self.user_torque_cap_nm
         need(cap <= self.actuator_torque_limit_nm, "user_torque_cap_nm",
              f"must be <= actuator_torque_limit_nm ({self.actuator_torque_limit_nm} N m)")

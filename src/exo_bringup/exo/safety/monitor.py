@@ -610,7 +610,7 @@ class SafetyMonitor:
             last = self._sensor_t.get(source)
             if last is None:
                 out.append(f"{source} never received")
-            elif abs(t_s - last) > timeout + _EPS_S:
+            elif abs(t_s - last) > timeout + self._limits.stamp_jitter_tolerance_s + _EPS_S:
                 out.append(f"{source} sample age {t_s - last:.3f} s (timeout {timeout} s)")
         return out
 

@@ -1,0 +1,334 @@
+"""Export the deterministic actor of a trained SB3 SAC model for inference without SB3.
+
+:func:`export_policy` writes, into one folder (``exo export-policy RUN_DIR --out DIR``):
+
+- ``policy.npz``: hidden-layer and mean-head weights (float32, torch's (out, in)
+  layout) plus ``format_version``, ``activation``, ``n_hidden``, ``obs_dim`` and
+  ``action_scale_nm``; what :class:`exo.control.sac.SacController` runs in numpy;
+- ``policy.onnx``: the same function ``action = tanh(mu(obs))``, input ``obs``
+  float32 (batch, OBS_DIM), output ``action`` (batch, 1), opset 17, dynamic batch;
+- ``policy.pt``: the same module as TorchScript (``torch.jit.load``);
+- ``policy.json``: the card: observation layout with scales and units, action
+  scaling, network, the training record (twin, level distribution, steps, seed,
+  commit, wall time, configuration), the evaluation of the exported weights on
+  the run's fixed subjects, file hashes, and the measured agreement of the three
+  formats with torch on random observations (must be within 1e-5).
+
+Only the deterministic path is exported: SAC's stochastic actor samples
+``tanh(mu + sigma * eps)`` during training; deployment uses the mean
+``tanh(mu)`` (the ``log_std`` head is dropped).
+
+The ONNX file is written with torch's TorchScript-based exporter
+(``dynamo=False``): the newer torch.export-based exporter needs ``onnxscript``,
+which this environment does not have. Both exporters and TorchScript are
+deprecated in torch 2.9+ and warn; the warnings are silenced here, the checks
+are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from exo.control.sac import (
+    CARD_NAME,
+    NPZ_FORMAT_VERSION,
+    NPZ_NAME,
+    ONNX_NAME,
+    TORCHSCRIPT_NAME,
+    NumpyActor,
+    OnnxActor,
+)
+from exo.envs.observation import OBS_DIM, OBS_HIGH, OBS_LAYOUT, OBS_LOW, OBS_SCALE
+
+#: Largest |difference| allowed between torch and each exported format.
+TOLERANCE = 1e-5
+#: ONNX opset of policy.onnx.
+ONNX_OPSET = 17
+#: Units of the observation entries (SI value = obs * scale).
+OBS_UNITS: dict[str, str | tuple[str, ...]] = {
+    "exo_knee_angle": "rad",
+    "exo_knee_velocity": "rad/s",
+    "exo_motor_torque": "N m",
+    "thigh_pitch": "rad",
+    "shank_pitch": "rad",
+    "thigh_angular_velocity": "rad/s",
+    "shank_angular_velocity": "rad/s",
+    "interaction_torque": "N m",
+    "last_action": "1 (torque / 100 N m)",
+    "target_error": "rad",
+    "time_fraction": "1",
+    "intent": ("rad/s", "N m", "1"),
+}
+
+
+class DeterministicActor(nn.Module):
+    """``obs -> tanh(mu(latent_pi(obs)))``: the mean action of an SB3 SAC actor (copied weights)."""
+
+    def __init__(self, latent_pi: nn.Module, mu: nn.Module) -> None:
+        super().__init__()
+        self.latent_pi = latent_pi
+        self.mu = mu
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.mu(self.latent_pi(obs)))
+
+
+def deterministic_actor(model: Any) -> DeterministicActor:
+    """A standalone copy of the deterministic actor of an SB3 ``SAC`` model (or of its ``actor``).
+
+    Raises:
+        ValueError: the actor is not the plain MLP this module exports (gSDE, a
+            non-flatten feature extractor, an activation other than exact GELU).
+    """
+    import copy
+
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+
+    actor = getattr(model, "actor", model)
+    if getattr(actor, "use_sde", False):
+        raise ValueError("gSDE actors are not supported by the exporter")
+    if not isinstance(actor.features_extractor, FlattenExtractor):
+        raise ValueError(f"expected a FlattenExtractor, got {type(actor.features_extractor).__name__}")
+    for layer in actor.latent_pi:
+        if isinstance(layer, nn.GELU) and layer.approximate != "none":
+            raise ValueError("only the exact (erf) GELU is supported")
+        if not isinstance(layer, (nn.Linear, nn.GELU)):
+            raise ValueError(f"unsupported layer {layer!r} in the actor (Linear + GELU only)")
+    module = DeterministicActor(copy.deepcopy(actor.latent_pi), copy.deepcopy(actor.mu)).cpu().float().eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def actor_layers(module: DeterministicActor) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
+    """(hidden [(W, b), ...], (W_mu, b_mu)) as float32 numpy arrays."""
+    linears = [m for m in module.latent_pi if isinstance(m, nn.Linear)]
+    hidden = [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in linears]
+    mu = (module.mu.weight.detach().numpy().copy(), module.mu.bias.detach().numpy().copy())
+    return hidden, mu
+
+
+def numpy_actor(model: Any) -> NumpyActor:
+    """The numpy twin of a model's deterministic actor (used by the periodic evaluation)."""
+    hidden, mu = actor_layers(deterministic_actor(model))
+    return NumpyActor(hidden, mu)
+
+
+def write_npz(path: Path, module: DeterministicActor, action_scale_nm: float = 100.0) -> None:
+    """Write ``policy.npz`` (layout in the module docstring)."""
+    hidden, mu = actor_layers(module)
+    arrays: dict[str, Any] = {
+        "format_version": np.array(NPZ_FORMAT_VERSION),
+        "activation": np.array("gelu"),
+        "n_hidden": np.array(len(hidden)),
+        "obs_dim": np.array(hidden[0][0].shape[1]),
+        "action_scale_nm": np.array(float(action_scale_nm)),
+        "mu.weight": mu[0],
+        "mu.bias": mu[1],
+    }
+    for i, (w, b) in enumerate(hidden):
+        arrays[f"hidden.{i}.weight"] = w
+        arrays[f"hidden.{i}.bias"] = b
+    np.savez(path, **arrays)
+
+
+def write_onnx(path: Path, module: DeterministicActor) -> None:
+    """Write ``policy.onnx`` (input ``obs``, output ``action``, dynamic batch)."""
+    example = torch.zeros(1, OBS_DIM)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=["obs"],
+            output_names=["action"],
+            dynamic_axes={"obs": {0: "batch"}, "action": {0: "batch"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+
+
+def write_torchscript(path: Path, module: DeterministicActor) -> None:
+    """Write ``policy.pt`` (``torch.jit.script`` of the module)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(module).save(str(path))
+
+
+def check_observations(n: int = 1000, seed: int = 0) -> np.ndarray:
+    """Random float32 observations: half in a realistic range, half uniform over the env's bounds."""
+    rng = np.random.default_rng(seed)
+    realistic = rng.normal(0.0, 1.0, size=(n - n // 2, OBS_DIM)) * np.array(
+        [0.6, 3.0, 0.5, 0.2, 0.6, 1.0, 3.0, 0.5, 0.6, 0.6, 0.3, 0.0, 0.0, 0.0]
+    ) + np.array([0.8, 0, 0, 0, 0.8, 0, 0, 0, 0, -0.6, 0.5, 0, 0, 0])
+    bounds = rng.uniform(OBS_LOW, OBS_HIGH, size=(n // 2, OBS_DIM))
+    return np.clip(np.concatenate([realistic, bounds]), OBS_LOW, OBS_HIGH).astype(np.float32)
+
+
+def consistency(folder: Path, module: DeterministicActor, n: int = 1000) -> dict[str, float]:
+    """Max |action difference| of policy.npz (numpy), policy.onnx and policy.pt vs torch on ``n`` observations.
+
+    Torch runs float32 (as trained); numpy runs float64, so ``numpy_vs_torch_max_abs``
+    is torch's float32 rounding (~1e-6); ``numpy_vs_torch_float64_max_abs`` compares
+    with torch in float64 and checks the implementation itself (~1e-15).
+    """
+    import copy
+
+    obs = check_observations(n)
+    with torch.no_grad():
+        reference = module(torch.from_numpy(obs)).numpy().astype(np.float64)
+        reference64 = copy.deepcopy(module).double()(torch.from_numpy(obs).double()).numpy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.load(str(folder / TORCHSCRIPT_NAME))
+            ts = scripted(torch.from_numpy(obs)).numpy().astype(np.float64)
+    numpy_actions = NumpyActor.from_npz(folder / NPZ_NAME)(obs)
+    return {
+        "observations": n,
+        "numpy_vs_torch_max_abs": float(np.max(np.abs(numpy_actions - reference))),
+        # same weights in float64 on both sides: checks the formula (GELU, layout), not float32 rounding
+        "numpy_vs_torch_float64_max_abs": float(np.max(np.abs(numpy_actions - reference64))),
+        "onnx_vs_torch_max_abs": float(np.max(np.abs(OnnxActor(folder / ONNX_NAME)(obs) - reference))),
+        "torchscript_vs_torch_max_abs": float(np.max(np.abs(ts - reference))),
+        "tolerance": TOLERANCE,
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def observation_card() -> dict[str, Any]:
+    """The observation part of the card (layout from :data:`exo.envs.observation.OBS_LAYOUT`)."""
+    layout = {}
+    for key, sl in OBS_LAYOUT.items():
+        layout[key] = {"slice": [sl.start, sl.stop], "scale": OBS_SCALE[key], "unit": OBS_UNITS[key]}
+    return {
+        "dim": OBS_DIM,
+        "builder": "exo.envs.observation.build_observation (sensor data only)",
+        "scaling": "obs = SI value / scale; every element clipped to [low, high]",
+        "layout": layout,
+        "low": OBS_LOW.tolist(),
+        "high": OBS_HIGH.tolist(),
+    }
+
+
+def write_policy(
+    model: Any,
+    out_dir: str | Path,
+    *,
+    training: dict[str, Any] | None = None,
+    evaluation: dict[str, Any] | None = None,
+    action_scale_nm: float = 100.0,
+) -> dict[str, Any]:
+    """Write the four files of an exported policy from an SB3 SAC ``model``; return the card.
+
+    Raises:
+        ValueError: a format disagrees with torch by more than :data:`TOLERANCE`.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    module = deterministic_actor(model)
+    write_npz(out / NPZ_NAME, module, action_scale_nm)
+    write_onnx(out / ONNX_NAME, module)
+    write_torchscript(out / TORCHSCRIPT_NAME, module)
+    check = consistency(out, module)
+    worst = max(check[k] for k in check if k.endswith("_max_abs"))
+    hidden, _ = actor_layers(module)
+    card = {
+        "format": "exo-sac-policy",
+        "format_version": NPZ_FORMAT_VERSION,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "controller": "exo.control.sac.SacController (make_controller('sac', policy=<this folder>))",
+        "inference": "h_0 = obs; h_i = gelu(W_i h_(i-1) + b_i) (exact erf GELU); action = tanh(W_mu h_n + b_mu) "
+                     "(deterministic: the mean of SAC's squashed Gaussian)",
+        "files": {
+            "npz": {"name": NPZ_NAME, "sha256": _sha256(out / NPZ_NAME)},
+            "onnx": {"name": ONNX_NAME, "sha256": _sha256(out / ONNX_NAME), "opset": ONNX_OPSET,
+                     "input": "obs float32 (batch, obs_dim)", "output": "action float32 (batch, 1)"},
+            "torchscript": {"name": TORCHSCRIPT_NAME, "sha256": _sha256(out / TORCHSCRIPT_NAME)},
+        },
+        "observation": observation_card(),
+        "action": {
+            "dim": 1,
+            "range": [-1.0, 1.0],
+            "scale_nm": float(action_scale_nm),
+            "meaning": "exo motor torque = action * scale_nm (N m, + = flexion); the env's action is torque / 100 N m",
+        },
+        "network": {"hidden": [int(w.shape[0]) for w, _ in hidden], "activation": "gelu (exact, erf)",
+                    "output": "tanh"},
+        "training": training or {},
+        "evaluation": evaluation or {},
+        "consistency": check,
+    }
+    from exo.evaluate import _json_safe
+
+    (out / CARD_NAME).write_text(json.dumps(_json_safe(card), indent=2, allow_nan=False) + "\n")
+    if worst > TOLERANCE:
+        raise ValueError(f"exported policy disagrees with torch by {worst:.3g} > {TOLERANCE} ({check})")
+    return card
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, which: str = "best", evaluate: bool = True) -> dict[str, Any]:
+    """Export the ``which`` model ("best", "final" or "latest" checkpoint) of a training run folder.
+
+    The card gets the run's record (run.json) and, with ``evaluate``, the metrics of
+    the exported ``policy.npz`` on the run's fixed evaluation subjects.
+
+    Raises:
+        FileNotFoundError: no such run or model.
+    """
+    from stable_baselines3 import SAC
+
+    from exo.control.sac import SacController
+    from exo.learn.evaluation import evaluate_controller
+    from exo.learn.sac import RunDir
+
+    run = RunDir(Path(run_dir))
+    record = run.read_record()
+    model_path = run.model_path(which)
+    model = SAC.load(str(model_path), device="cpu")
+    cfg = record["config"]
+    training = {
+        "algo": "sac",
+        "library": record.get("versions", {}).get("stable_baselines3"),
+        "run_dir": str(Path(run_dir).resolve()),
+        "model": str(model_path),
+        "which": which,
+        "twin": record["twin"],
+        "levels": {"distribution": "uniform per episode", "levels": cfg["levels"]},
+        "subjects": "new subject per episode: Gaussian noise, sd 10 % of each level parameter"
+                    if cfg["subject_noise"] else "nominal level parameters (no subject noise)",
+        "steps": int(model.num_timesteps),
+        "target_steps": record.get("steps"),
+        "seed": record["seed"],
+        "git": record.get("git"),
+        "wall_time_s": record.get("wall_time_s"),
+        "command": record.get("command"),
+        "config": cfg,
+        "config_sources": record.get("config_sources"),
+        "versions": record.get("versions"),
+        "best": record.get("best"),
+    }
+    started = time.perf_counter()
+    card = write_policy(model, out_dir, training=training)
+    if evaluate:
+        controller = SacController(str(out_dir))
+        result = evaluate_controller(controller, record["twin"], tuple(cfg["levels"]), cfg["eval_trials_per_level"],
+                                     cfg["eval_seed"], dict(cfg["env_overrides"]))
+        card["evaluation"] = {**result.to_dict(), "wall_time_s": round(time.perf_counter() - started, 2)}
+        from exo.evaluate import _json_safe
+
+        (Path(out_dir) / CARD_NAME).write_text(json.dumps(_json_safe(card), indent=2, allow_nan=False) + "\n")
+    return card

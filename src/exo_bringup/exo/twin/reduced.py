@@ -39,6 +39,7 @@ from exo.twin.config import MuscleGroupConfig, TwinConfig, load_twin_config
 from exo.twin.full import KneeCharacterization
 from exo.twin.interface import Measurements, TwinState
 from exo.twin.reflex import SpasticityLevel, SpasticReflex
+from exo.twin.stepping import MuJoCoTwinStepping
 
 MUSCLE_GROUPS = ("flexors", "extensors")
 
@@ -115,7 +116,7 @@ def reduced_mjcf(cfg: TwinConfig) -> str:
 """
 
 
-class ReducedKneeTwin:
+class ReducedKneeTwin(MuJoCoTwinStepping):
     """Fast 1-DoF knee twin (conforms to :class:`exo.twin.interface.KneeTwin`).
 
     In this model ``exo_flexion`` uses the world +y axis like the knee, so its
@@ -169,10 +170,7 @@ class ReducedKneeTwin:
         """New trial: a subject of MAS ``level`` (noise seeded by ``seed``), knee and exo at rest at the start angle."""
         self._reflex = self.config.spasticity.make_reflex(level, seed)
         self._level = int(level)
-        angle = self.config.human.initial_knee_angle_rad if initial_knee_angle_rad is None else float(initial_knee_angle_rad)
-        lo, hi = self.config.start_range_rad
-        if not lo <= angle <= hi:
-            raise ValueError(f"initial_knee_angle_rad {angle} outside [{lo:.4f}, {hi:.4f}] rad (knee range within the exo's stops)")
+        angle = self._initial_angle(initial_knee_angle_rad)
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         d.qpos[self._knee_q] = angle
@@ -180,27 +178,6 @@ class ReducedKneeTwin:
         self._apply_reflex()
         mujoco.mj_forward(m, d)
         self._state = self._make_state()
-        return self._state
-
-    def step(self, exo_torque_nm: float) -> TwinState:
-        """Apply the exo torque (N m, + = flexion, clipped to +-max) for one control step."""
-        if self._reflex is None:
-            raise RuntimeError("call reset() before step()")
-        torque = float(exo_torque_nm)
-        if not math.isfinite(torque):
-            raise ValueError(f"exo torque must be finite, got {exo_torque_nm!r}")
-        limit = self.max_exo_torque_nm
-        torque = limit if torque > limit else -limit if torque < -limit else torque
-        self._ctrl[self._motor] = -torque / self._gear
-        self._apply_reflex()
-        mujoco.mj_step(self.model, self.data, nstep=self._nstep)
-        self._state = self._make_state()
-        return self._state
-
-    @property
-    def state(self) -> TwinState:
-        if self._state is None:
-            raise RuntimeError("call reset() first")
         return self._state
 
     @property

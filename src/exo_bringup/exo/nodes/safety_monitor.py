@@ -129,7 +129,7 @@ class SafetyMonitorNode(Node):
         self.last_sample_t: float | None = None
         self.last_sample_wall = time.monotonic()
         self.last_request_t: float | None = None  # stamp of the newest valid request
-        self.last_request_ns: int | None = None  # the same, exactly (stamps are matched in integer ns)
+        self.last_answer_ns: int | None = None  # exact stamp of the newest answer (matched in integer ns)
         self.pending_stamp = None  # exact stamp of the pending sample (copied to its command)
         self.last_answer_t: float | None = None  # stamp of the newest request, valid or not
         self.last_status_wall = 0.0
@@ -170,8 +170,8 @@ class SafetyMonitorNode(Node):
                 self.last_decided_t is not None and self.last_answer_t < self.last_decided_t - 1e-9)
             self.pending_t, self.pending_since = t, time.monotonic()
             self.pending_stamp = msg.header.stamp
-            if self.last_request_ns == _ns(msg.header.stamp):
-                self._decide(t)  # the step's request arrived before its sample
+            if self.last_answer_ns == _ns(msg.header.stamp):
+                self._decide(t)  # the step's answer (valid or not) arrived before its sample
                 return
             if self._waiting_for_controller():
                 return
@@ -200,9 +200,9 @@ class SafetyMonitorNode(Node):
     def _on_request(self, msg: TorqueCommand) -> None:
         t = convert.from_time_msg(msg.header.stamp)
         self.last_answer_t = t if self.last_answer_t is None else max(self.last_answer_t, t)
+        self.last_answer_ns = _ns(msg.header.stamp)
         if self.core.on_request(t, msg.torque, msg.source or "controller", int(msg.seq)):
             self.last_request_t = t
-            self.last_request_ns = _ns(msg.header.stamp)
         if self.pending_t is not None and _ns(msg.header.stamp) == _ns(self.pending_stamp):
             self._decide(t)  # even if rejected: the step's answer came, the core decides what holds
 

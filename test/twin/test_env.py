@@ -151,6 +151,13 @@ def test_truncation_and_termination() -> None:
     assert term and not trunc and info["termination"] == "unsafe"
     assert info["human_knee_angle_rad"] > 1.57 and abs(info["interaction_torque_nm"]) > 50.0
     assert info["reward_terms"]["range"] == -1.0
+    # the unsafe stop is charged for every step left, on top of that step's weighted terms
+    weights = env.config.reward.weights
+    step_reward = sum(weights[k] * v for k, v in info["reward_terms"].items())
+    left = 200 - env._steps
+    assert left > 0
+    assert reward == pytest.approx(step_reward - env.config.reward.unsafe_stop_penalty_per_step * left)
+    assert env.config.reward.unsafe_stop_penalty_per_step >= 9.0
     with pytest.raises(ValueError):
         env.step(np.array([np.nan], dtype=np.float32))
     with pytest.raises(ValueError):

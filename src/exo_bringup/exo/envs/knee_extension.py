@@ -16,7 +16,8 @@ steps (default 512 = 5.12 s) to bring the knee to 0.2 rad.
 - ``terminated``: the human knee left ``safe_range_rad`` while the interaction
   torque exceeds ``interaction_torque_nm`` (unsafe), or the simulation diverged.
   ``truncated``: the step limit was reached. The unsafe stop is a training
-  device; ``terminate_on_unsafe=False`` (what the evaluator uses) keeps the
+  device (charged ``unsafe_stop_penalty_per_step`` per step left, so that it never
+  pays); ``terminate_on_unsafe=False`` (what the evaluator uses) keeps the
   episode running to its full length and only reports the condition.
 - Safety flags in ``info`` at every step, whether or not they terminate:
   ``out_of_range`` (human knee outside ``safe_range_rad``) and ``unsafe``
@@ -218,6 +219,9 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
         terminated = diverged or stop_unsafe
         truncated = (not terminated) and self._steps >= self.config.control_steps
         obs = build_observation(m, self._target, a, self._steps * self._dt, episode_duration_s=self._duration_s)
+        if stop_unsafe and not diverged:
+            # Stopping early must never beat finishing the trial (see RewardConfig).
+            reward -= rcfg.unsafe_stop_penalty_per_step * (self.config.control_steps - self._steps)
         if diverged:
             obs = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
             reward = -self.config.reward.weights["range"]

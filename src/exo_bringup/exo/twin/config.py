@@ -388,6 +388,10 @@ class RewardConfig:
         interaction_quadratic_above_nm: threshold of the paper's quadratic penalty, N m.
         acceleration_scale_rad_s2: normalisation of the knee-acceleration change, rad/s^2.
         safe_range_rad: human knee range outside which the range penalty applies, rad.
+        unsafe_stop_penalty_per_step: charged once per control step left in the episode when a
+            training episode ends on the unsafe condition (-), so that stopping early never
+            pays more than finishing the trial; it must exceed the largest per-step loss of
+            the other terms (range term excluded).
     """
 
     weights: Mapping[str, float]
@@ -401,6 +405,7 @@ class RewardConfig:
     interaction_quadratic_above_nm: float
     acceleration_scale_rad_s2: float
     safe_range_rad: tuple[float, float]
+    unsafe_stop_penalty_per_step: float = 0.0
 
     TERMS: ClassVar[tuple[str, ...]] = ("pose", "interaction", "smoothness", "acceleration", "range")
 
@@ -411,7 +416,7 @@ class RewardConfig:
         _finite("reward.pose_sigma_rad", self.pose_sigma_rad, 0.0, strict_lo=True)
         _check(self.pose_kernel in ("abs", "squared"), f"reward.pose_kernel must be 'abs' or 'squared', got {self.pose_kernel!r}")
         _check(self.interaction_form in ("facts", "paper"), f"reward.interaction_form must be 'facts' or 'paper', got {self.interaction_form!r}")
-        for name in ("bonus_per_step", "bonus_angle_band_rad", "bonus_velocity_band_rad_s", "interaction_quadratic_above_nm"):
+        for name in ("bonus_per_step", "bonus_angle_band_rad", "bonus_velocity_band_rad_s", "interaction_quadratic_above_nm", "unsafe_stop_penalty_per_step"):
             _finite(f"reward.{name}", getattr(self, name), 0.0)
         for name in ("interaction_scale_nm", "acceleration_scale_rad_s2"):
             _finite(f"reward.{name}", getattr(self, name), 0.0, strict_lo=True)
@@ -718,6 +723,7 @@ def parse_env_config(params: Mapping[str, Any], path: str = "<dict>") -> EnvConf
             interaction_quadratic_above_nm=rw.number("interaction_quadratic_above_nm", "N m"),
             acceleration_scale_rad_s2=rw.number("acceleration_scale_rad_s2", "rad/s^2"),
             safe_range_rad=rw.vector("safe_range_rad", "rad", 2),  # type: ignore[arg-type]
+            unsafe_stop_penalty_per_step=rw.number("unsafe_stop_penalty_per_step", "1"),
         )
         return EnvConfig(
             control_steps=ep.integer("control_steps", "1"),

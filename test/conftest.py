@@ -64,13 +64,16 @@ class Processes:
         self.children.append(proc)
         return proc
 
-    def graph(self, mode: str = "sim", only: tuple[str, ...] | None = None, **arguments: str):
+    def graph(self, mode: str = "sim", only: tuple[str, ...] | None = None, start: bool = True, **arguments: str):
+        """A GraphRunner of ``mode`` (started unless ``start=False``); logs per namespace."""
         from exo.runner import GraphRunner
 
+        log_dir = self.tmp_path / "logs" / (str(arguments.get("namespace", "exo")).strip("/") or "root")
         runner = GraphRunner(mode, {k: str(v) for k, v in arguments.items()}, env=self.env,
-                             log_dir=self.tmp_path / "logs", only=only)
+                             log_dir=log_dir, only=only)
         self.graphs.append(runner)
-        runner.start()
+        if start:
+            runner.start()
         return runner
 
     def logs(self) -> str:

@@ -169,3 +169,39 @@ def test_estop_latches_until_reset(processes, probe):
     assert response.success, response.message
     probe.wait_for(lambda: watch.commands[-1].source == "pid", 10.0, "the controller back in charge")
     graph.check()
+
+
+def test_two_lockstep_runs_with_the_same_seed_give_identical_command_streams(processes, ros_domain):
+    """Lockstep is deterministic given the seed: two graphs side by side (own namespaces, one
+    domain, competing for the CPU) produce bit-identical torque_command streams."""
+    from exo.testing.probe import RosProbe
+
+    runs = {}
+    for ns in ("/exo_a", "/exo_b"):
+        probe = RosProbe(ros_domain, ns, name=f"probe_{ns.strip('/')}")
+        watch = Watch(probe)
+        graph = processes.graph("sim", start=False, controller="pid", level="2", subject_seed="7",
+                                lockstep="true", namespace=ns)
+        runs[ns] = (probe, watch, graph)
+    try:
+        for probe, watch, graph in runs.values():  # bridges last: the probes see every command
+            graph.start([n.name for n in graph.nodes if n.name != "sim_bridge"])
+        for probe, watch, graph in runs.values():
+            sub = next(s for s in probe.node.subscriptions if s.topic_name.endswith("/torque_command"))
+            probe.wait_for(lambda sub=sub: sub.get_publisher_count() > 0, 60.0, "the safety monitor's publisher")
+        for _, _, graph in runs.values():
+            graph.start(["sim_bridge"])
+        for probe, watch, graph in runs.values():
+            watch.run_until(3.0)
+            graph.check()
+        series = {ns: watch.command_series() for ns, (_, watch, _) in runs.items()}
+        (ta, ua, sa), (tb, ub, sb) = series.values()
+        n = min(len(ta), len(tb))
+        assert n >= 295, f"only {len(ta)} / {len(tb)} commands"
+        assert np.array_equal(ta[:n], tb[:n]), "different command stamps"
+        assert sa[:n] == sb[:n] and set(sa[:n]) == {"pid"}
+        diff = np.flatnonzero(ua[:n] != ub[:n])
+        assert diff.size == 0, f"torques differ from t={ta[diff[0]]:.2f} s: {ua[diff[0]]} vs {ub[diff[0]]}"
+    finally:
+        for probe, _, _ in runs.values():
+            probe.close()

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,11 +126,20 @@ class GraphRunner:
     def namespace(self) -> str:
         return str(self.args["namespace"])
 
-    def start(self) -> None:
-        """Start every node (in graph order)."""
+    def start(self, names: Iterable[str] | None = None) -> None:
+        """Start the nodes not started yet (in graph order), or only those in ``names``.
+
+        ``exo sim`` starts the graph in two goes: everything but the sim bridge first, so
+        that its watcher has matched every publisher before the trial's first sample exists.
+        """
+        wanted = None if names is None else set(names)
+        if wanted is not None and wanted - {n.name for n in self.nodes}:
+            raise ValueError(f"no such node(s) in this graph: {', '.join(sorted(wanted - {n.name for n in self.nodes}))}")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         for node in self.nodes:
+            if node.process is not None or (wanted is not None and node.name not in wanted):
+                continue
             log = open(node.log_path, "wb")  # noqa: SIM115 - owned by the child
             node.process = subprocess.Popen(
                 node.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True

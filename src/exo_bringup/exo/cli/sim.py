@@ -68,18 +68,28 @@ def sim(
     monitor = None
     try:
         monitor = SimMonitor(domain, runner.namespace)  # first, so that it sees the trial from its start
-        runner.start()
+        # The sim bridge (the source of every sample) starts last: the trial begins with its first
+        # sample, and by then this watcher has matched the controller's and monitor's publishers.
+        source = "sim_bridge"
+        runner.start([n.name for n in runner.nodes if n.name != source])
         t0 = time.monotonic()
-        pending = [n.name for n in runner.nodes]
-        while pending:
-            runner.check()
-            present = monitor.present_nodes()
-            for name in [p for p in pending if p in present]:
-                console.print(f"  [green]ready[/] {name}  ({time.monotonic() - t0:.1f} s)")
-                pending.remove(name)
-            if time.monotonic() - t0 > startup_timeout:
-                raise TimeoutError(f"node(s) not up after {startup_timeout:.0f} s: {', '.join(pending)}")
-            monitor.spin(0.05)
+        pending = [n.name for n in runner.nodes if n.name != source]
+
+        def wait_ready(pending: list[str], outputs: bool) -> None:
+            while pending or (outputs and monitor.unmatched_outputs()):
+                runner.check()
+                present = monitor.present_nodes()
+                for name in [p for p in pending if p in present]:
+                    console.print(f"  [green]ready[/] {name}  ({time.monotonic() - t0:.1f} s)")
+                    pending.remove(name)
+                if time.monotonic() - t0 > startup_timeout:
+                    what = pending or monitor.unmatched_outputs()
+                    raise TimeoutError(f"not up after {startup_timeout:.0f} s: {', '.join(what)}")
+                monitor.spin(0.05)
+
+        wait_ready(pending, outputs=True)
+        runner.start([source])
+        wait_ready([source], outputs=False)
         wall0 = time.monotonic()
         with console.status("waiting for the first sensor sample") as status:
             while monitor.sim_time_s is None or monitor.sim_time_s < duration:

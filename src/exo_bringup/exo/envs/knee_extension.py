@@ -219,12 +219,12 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
         terminated = diverged or stop_unsafe
         truncated = (not terminated) and self._steps >= self.config.control_steps
         obs = build_observation(m, self._target, a, self._steps * self._dt, episode_duration_s=self._duration_s)
-        if stop_unsafe and not diverged:
-            # Stopping early must never beat finishing the trial (see RewardConfig).
-            reward -= rcfg.unsafe_stop_penalty_per_step * (self.config.control_steps - self._steps)
         if diverged:
             obs = np.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
             reward = -self.config.reward.weights["range"]
+        if terminated:
+            # Stopping early must never beat finishing the trial (see RewardConfig).
+            reward -= rcfg.unsafe_stop_penalty_per_step * (self.config.control_steps - self._steps)
         info = self._info(state, terms)
         info["out_of_range"] = out_of_range
         info["unsafe"] = unsafe

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -10,19 +11,26 @@ import rclpy
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from exo.params import ConfigError
 from exo.ros.parameters import ParameterError
 
 
 def make_executor():
-    """SingleThreadedExecutor, or rclpy's EventsExecutor with ``EXO_EXECUTOR=events``.
+    """rclpy's EventsExecutor (default), or the SingleThreadedExecutor with ``EXO_EXECUTOR=single``.
 
-    The EventsExecutor halves the nodes' CPU and a plain round trip here (bench/bench_graph.py);
-    its ``spin()`` busy-loops in rclpy 9.1.2, so :func:`run` spins with bounded ``spin_once``
-    calls. It must be spun from the main thread.
+    Measured here (bench/bench_graph.py; reference/ros2-from-pypi.md): the EventsExecutor
+    roughly halves the nodes' CPU per control cycle and the inter-process round trip, because
+    it does not rebuild a wait set (every subscription, timer, service and QoS event of the
+    node) on each wake-up. Its ``spin()`` busy-loops in rclpy 9.1.2, so :func:`run` spins with
+    bounded ``spin_once`` calls; it must be spun from the main thread. Falls back to the
+    SingleThreadedExecutor where ``rclpy.experimental`` is missing.
     """
-    if os.environ.get("EXO_EXECUTOR", "single") == "events":
+    choice = os.environ.get("EXO_EXECUTOR", "events")
+    if choice not in ("events", "single"):
+        raise ConfigError(f"EXO_EXECUTOR must be 'events' or 'single', got {choice!r}")
+    if choice == "events":
         try:
             from rclpy.experimental import EventsExecutor
 
@@ -32,28 +40,71 @@ def make_executor():
     return SingleThreadedExecutor()
 
 
+def _start_profiler():
+    """A running cProfile.Profile when ``EXO_PROFILE`` names a folder (developer aid), else None."""
+    if not os.environ.get("EXO_PROFILE"):
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _stop_profiler(profiler, node_name: str) -> None:
+    """Write the profile of the spin loop to ``$EXO_PROFILE/<node>-<pid>.prof`` (pstats format)."""
+    profiler.disable()
+    folder = os.environ["EXO_PROFILE"]
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{node_name}-{os.getpid()}.prof")
+    profiler.dump_stats(path)
+    print(f"[profile] {path}", file=sys.stderr, flush=True)
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM handler: remembers the first signal; a second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
 def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None:
     """Create the node, spin it until Ctrl-C / shutdown, and exit with a useful code.
 
     A node whose parameters or configuration are invalid exits with code 2 and
     one line naming the problem (the pip runner and launch show it).
     """
+    stop = _StopRequest()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
-        with rclpy.init(args=args if args is not None else sys.argv):
+        # rclpy's own signal handlers are off: a KeyboardInterrupt raised inside the EventsExecutor's
+        # wait comes out as "RuntimeError: Unable to convert call argument" (rclpy 9.1.2). SIGINT and
+        # SIGTERM set a flag instead; the loop ends within one spin_once, and the node's
+        # on_shutdown() runs (an actuator driver's zero-torque frame, a recorder's last chunk).
+        with rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO):
             try:
+                executor = make_executor()
                 node = node_factory()
             except (ParameterError, ConfigError, FileNotFoundError, InvalidParameterValueException,
                     InvalidParameterTypeException) as exc:
                 print(f"[fatal] cannot start: {exc}", file=sys.stderr, flush=True)
                 sys.exit(2)
-            executor = make_executor()
             executor.add_node(node)
+            profiler = _start_profiler()
             try:
                 # rclpy 9.1.2's EventsExecutor.spin() waits on "the end of time" and that wait does not
                 # block (100 % CPU, no callbacks); bounded spin_once calls work for both executors.
-                while rclpy.ok():
+                while rclpy.ok() and stop.signum is None:
                     executor.spin_once(timeout_sec=0.1)
             finally:
+                if profiler is not None:
+                    _stop_profiler(profiler, node.get_name())
                 on_shutdown = getattr(node, "on_shutdown", None)
                 if on_shutdown is not None:
                     on_shutdown()

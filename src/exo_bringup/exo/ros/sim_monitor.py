@@ -46,11 +46,13 @@ class SimMonitor:
             qos = qos_profile(topic)
             qos.depth = 1000  # a watcher must not lose samples when it is slower than the graph
             qos.deadline = Duration()
-            node.create_subscription(interface_class(topic.msg_type), topic.resolved(namespace), callback, qos)
+            return node.create_subscription(interface_class(topic.msg_type), topic.resolved(namespace), callback, qos)
 
         sub(contract.JOINT_STATES, self._on_joint)
-        sub(contract.TORQUE_COMMAND, self._on_command)
-        sub(contract.SAFETY_STATUS, self._on_status)
+        self._graph_outputs = {
+            contract.TORQUE_COMMAND.name: sub(contract.TORQUE_COMMAND, self._on_command),
+            contract.SAFETY_STATUS.name: sub(contract.SAFETY_STATUS, self._on_status),
+        }
         sub(contract.SIM_TRUTH, self._on_truth)
         self.namespace = namespace
 
@@ -84,6 +86,10 @@ class SimMonitor:
     def present_nodes(self) -> set[str]:
         ns = "/" + self.namespace.strip("/") if self.namespace.strip("/") else "/"
         return {n for n, node_ns in self.probe.node.get_node_names_and_namespaces() if node_ns == ns}
+
+    def unmatched_outputs(self) -> list[str]:
+        """Graph outputs (torque_command, safety/status) whose publisher this watcher has not matched yet."""
+        return [name for name, sub in self._graph_outputs.items() if sub.get_publisher_count() == 0]
 
     def spin(self, seconds: float) -> None:
         self.probe.spin_for(seconds)

@@ -194,6 +194,8 @@ def test_two_lockstep_runs_with_the_same_seed_give_identical_command_streams(pro
         for probe, watch, graph in runs.values():
             watch.run_until(3.0)
             graph.check()
+            # the probe takes its queues in any order: let the commands of those 3 s come in too
+            probe.wait_for(lambda watch=watch: len(watch.commands) >= 300, 60.0, "300 commands")
         series = {ns: watch.command_series() for ns, (_, watch, _) in runs.items()}
         (ta, ua, sa), (tb, ub, sb) = series.values()
         n = min(len(ta), len(tb))

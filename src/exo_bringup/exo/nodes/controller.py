@@ -98,6 +98,8 @@ class ControllerNode(Node):
         self.t0: float | None = None
         self.last_action = 0.0
         self.seq = 0
+        self.last_request: TorqueCommand | None = None  # the newest request, answered again if its sample is
+        self.last_stamp_ns = -1  # stamp of that sample, integer ns
         self.rejected_observations = 0
         self.obs = np.zeros(1, dtype=np.float32)
 
@@ -144,6 +146,12 @@ class ControllerNode(Node):
     # --- the step ------------------------------------------------------------------
     def _compute(self, joint: JointState) -> None:
         self.pending = None
+        stamp_ns = joint.header.stamp.sec * 1_000_000_000 + joint.header.stamp.nanosec
+        if self.last_request is not None and stamp_ns == self.last_stamp_ns:
+            # the same sample offered again (a lockstep sim bridge starting up): answer it again,
+            # without stepping the controller twice (its state must not depend on the offers)
+            self.pub.publish(self.last_request)
+            return
         try:
             m = convert.measurements_from_msgs(joint, self.latest["thigh"], self.latest["shank"],
                                                self.latest["interaction"])
@@ -175,8 +183,10 @@ class ControllerNode(Node):
         # the request carries the sample's exact stamp (the safety monitor matches it to the step)
         header = convert.header(0.0, contract.KNEE_JOINT)
         header.stamp = joint.header.stamp
-        self.pub.publish(TorqueCommand(header=header, joint=contract.KNEE_JOINT,
-                                       torque=torque, source=self.controller.name, seq=self.seq))
+        self.last_request = TorqueCommand(header=header, joint=contract.KNEE_JOINT,
+                                          torque=torque, source=self.controller.name, seq=self.seq)
+        self.last_stamp_ns = stamp_ns
+        self.pub.publish(self.last_request)
 
 
 def main(args: list[str] | None = None) -> None:

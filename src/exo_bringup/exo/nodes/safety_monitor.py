@@ -11,7 +11,7 @@ where every decision is made). This node only moves data:
 - ``safety/estop`` and ``safety/reset`` (std_srvs/Trigger) -> ``estop``/``reset``.
 
 **Start-up.** Until the controller's first request (at most ``startup_grace_s``
-of wall time) no command is published: the actuator holds zero torque, and a
+of wall time from the first sensor sample) no command is published: the actuator holds zero torque, and a
 lockstep sim bridge keeps offering its first sample. After that, no request
 means the fallback.
 
@@ -19,8 +19,10 @@ means the fallback.
 (sim time from the sim bridge or a bag; the drivers' clock on hardware), so a
 lockstep run is deterministic. A control step is decided once per
 ``joint_states`` sample t_k: when the controller's answer (request) stamped t_k
-arrives, valid or not; at once if the controller did not answer the previous
-step; or after ``request_deadline_s`` of wall time (``request_deadline_sim_s``
+arrives, valid or not (with ``step_sync``, under simulated time by default:
+once every watched sensor's sample of that step has arrived too, so that the
+decision never depends on how DDS interleaved the deliveries); at once if the
+controller did not answer the previous step; or after ``request_deadline_s`` of wall time (``request_deadline_sim_s``
 under simulated time) without an answer. When the
 sensor stream itself stops (a dead driver or sim bridge stops sensor time
 too), a steady-clock timer extrapolates sensor time by the wall time elapsed
@@ -62,9 +64,14 @@ NODE_PARAMS = [
           "wall time (so that per-source timeouts fire when the whole stream stops), s.", 0.001, 10.0),
     Param("stall_grace_sim_s", 3.0, "As stall_grace_s under use_sim_time: longer than the sim bridge's "
           "lockstep_timeout_s, during which a lockstep sensor stream waits for a command, s.", 0.001, 60.0),
-    Param("startup_grace_s", 5.0, "Wall seconds after start during which, until the controller's first "
+    Param("startup_grace_s", 5.0, "Wall seconds after the first sensor sample during which, until the controller's first "
           "request, sensor samples get no command (the actuator stays at zero torque) instead of the "
           "fallback: the graph's processes come up in any order, s.", 0.0, 600.0),
+    Param("step_sync", "sim_time", "Decide a step only once a sample stamped at that step has arrived from every "
+          "watched sensor (or on the request deadline): 'sim_time' (under use_sim_time: lockstep runs are then "
+          "deterministic however the DDS deliveries interleave), 'always', or 'never' (decide on the request "
+          "with the newest samples at hand: hardware sensors run at their own rates and stamps).",
+          choices=("sim_time", "always", "never")),
     Param("status_rate_hz", 10.0, "Rate of safety/status besides every transition, Hz.", 0.1, 100.0),
     Param("diagnostics_rate_hz", 1.0, "Rate of /diagnostics, Hz.", 0.1, 10.0),
 ]
@@ -131,15 +138,18 @@ class SafetyMonitorNode(Node):
         self.last_request_t: float | None = None  # stamp of the newest valid request
         self.last_answer_ns: int | None = None  # exact stamp of the newest answer (matched in integer ns)
         self.pending_stamp = None  # exact stamp of the pending sample (copied to its command)
+        self.sensor_ns: dict[str, int] = {}  # newest stamp that arrived per watched source (accepted or not)
         self.last_answer_t: float | None = None  # stamp of the newest request, valid or not
         self.last_status_wall = 0.0
-        self.started_wall = time.monotonic()
+        self.first_sample_wall: float | None = None  # wall time of the first accepted sensor sample
         # Under simulated time a slow controller is not late in sim time: wait much longer
         # (a dead one is still caught on the next sample, see _sensor_callback).
         sim = self.get_parameter("use_sim_time").value
         self.request_deadline_s = self.p["request_deadline_sim_s" if sim else "request_deadline_s"]
         # ... and a lockstep sensor source legitimately pauses while it waits for a command
         self.stall_grace_s = self.p["stall_grace_sim_s" if sim else "stall_grace_s"]
+        self.step_sources = [s for s in WATCHED if s in self.limits.sensor_timeouts_s]
+        self.sync_sensors = self.p["step_sync"] == "always" or (self.p["step_sync"] == "sim_time" and sim)
         period = self.limits.control_period_s
         self.create_timer(min(period, self.p["request_deadline_s"]) / 2, self._watch, clock=self.steady)
         self.create_timer(1.0 / self.p["diagnostics_rate_hz"], self._publish_diagnostics, clock=self.steady)
@@ -153,6 +163,7 @@ class SafetyMonitorNode(Node):
     def _sensor_callback(self, source: str):
         def on_joint(msg: JointState) -> None:
             t = convert.from_time_msg(msg.header.stamp)
+            ns = self._arrived(source, msg.header.stamp)
             try:
                 angle, velocity, torque = convert.knee_from_joint_state(msg)
             except ValueError:
@@ -164,14 +175,17 @@ class SafetyMonitorNode(Node):
                 return
             if self.last_decided_t is not None and t <= self.last_decided_t:
                 return
+            if self.pending_t is not None and ns == _ns(self.pending_stamp):
+                self._decide_pending_if_complete()  # the same sample offered again (lockstep start-up)
+                return
             # the controller missed the previous step: it was never decided (its request never
             # came), or it was decided on the deadline without its own request
             missed_previous = self.pending_t is not None or self.last_answer_t is None or (
                 self.last_decided_t is not None and self.last_answer_t < self.last_decided_t - 1e-9)
             self.pending_t, self.pending_since = t, time.monotonic()
             self.pending_stamp = msg.header.stamp
-            if self.last_answer_ns == _ns(msg.header.stamp):
-                self._decide(t)  # the step's answer (valid or not) arrived before its sample
+            if self.last_answer_ns == ns:
+                self._decide_pending_if_complete()  # the step's answer (valid or not) came before its sample
                 return
             if self._waiting_for_controller():
                 return
@@ -182,18 +196,40 @@ class SafetyMonitorNode(Node):
 
         def on_interaction(msg: WrenchStamped) -> None:
             t = convert.from_time_msg(msg.header.stamp)
+            self._arrived(source, msg.header.stamp)
             self._on_sample(t, self.core.on_sensor(source, t, interaction_torque_nm=msg.wrench.torque.y))
+            self._decide_pending_if_complete()
 
         def on_liveness(msg: Imu) -> None:
             t = convert.from_time_msg(msg.header.stamp)
+            self._arrived(source, msg.header.stamp)
             self._on_sample(t, self.core.on_sensor(source, t))
+            self._decide_pending_if_complete()
 
         if source == JOINT_STATES:
             return on_joint
         return on_interaction if source.startswith(INTERACTION_PREFIX) else on_liveness
 
+    def _arrived(self, source: str, stamp) -> int:
+        """Note that a sample of ``source`` stamped ``stamp`` arrived; its stamp in integer ns."""
+        ns = _ns(stamp)
+        if ns > self.sensor_ns.get(source, -1):
+            self.sensor_ns[source] = ns
+        return ns
+
+    def _decide_pending_if_complete(self) -> None:
+        """Decide the pending step if its answer came and (with step_sync) every sensor's sample for it."""
+        if self.pending_t is None or self.last_answer_ns != _ns(self.pending_stamp):
+            return
+        ns = _ns(self.pending_stamp)
+        if self.sync_sensors and any(self.sensor_ns.get(s, -1) < ns for s in self.step_sources):
+            return  # a sample of this step is still on its way; the request deadline bounds the wait
+        self._decide(self.pending_t)
+
     def _on_sample(self, t: float, accepted: bool) -> None:
         if accepted:
+            if self.first_sample_wall is None:
+                self.first_sample_wall = time.monotonic()
             self.last_sample_t = t if self.last_sample_t is None else max(self.last_sample_t, t)
             self.last_sample_wall = time.monotonic()
 
@@ -203,8 +239,8 @@ class SafetyMonitorNode(Node):
         self.last_answer_ns = _ns(msg.header.stamp)
         if self.core.on_request(t, msg.torque, msg.source or "controller", int(msg.seq)):
             self.last_request_t = t
-        if self.pending_t is not None and _ns(msg.header.stamp) == _ns(self.pending_stamp):
-            self._decide(t)  # even if rejected: the step's answer came, the core decides what holds
+        # even if rejected: the step's answer came, the core decides what holds
+        self._decide_pending_if_complete()
 
     # --- decisions ---------------------------------------------------------------
     def _decide(self, t: float) -> None:
@@ -231,7 +267,9 @@ class SafetyMonitorNode(Node):
 
     def _waiting_for_controller(self) -> bool:
         """Start-up: no request ever, and the controller still has time to come up (wall clock)."""
-        return self.last_request_t is None and time.monotonic() - self.started_wall < self.p["startup_grace_s"]
+        if self.last_request_t is not None:
+            return False
+        return self.first_sample_wall is None or time.monotonic() - self.first_sample_wall < self.p["startup_grace_s"]
 
     def _watch(self) -> None:
         now = time.monotonic()

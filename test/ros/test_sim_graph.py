@@ -184,9 +184,9 @@ def test_two_lockstep_runs_with_the_same_seed_give_identical_command_streams(pro
                                 lockstep="true", namespace=ns)
         runs[ns] = (probe, watch, graph)
     try:
-        for probe, watch, graph in runs.values():  # bridges last: the probes see every command
+        for _, _, graph in runs.values():  # bridges last: the probes see every command
             graph.start([n.name for n in graph.nodes if n.name != "sim_bridge"])
-        for probe, watch, graph in runs.values():
+        for probe, _, _ in runs.values():
             sub = next(s for s in probe.node.subscriptions if s.topic_name.endswith("/torque_command"))
             probe.wait_for(lambda sub=sub: sub.get_publisher_count() > 0, 60.0, "the safety monitor's publisher")
         for _, _, graph in runs.values():

@@ -50,6 +50,9 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 def eval_command(
     ctx: typer.Context,
     controller: Annotated[str, typer.Option(help="Registered controller name (pid, zero, ...).")] = "pid",
+    policy: Annotated[
+        str, typer.Option(help="Exported policy folder or file for --controller sac (= -p policy=PATH).")
+    ] = "",
     twin: Annotated[str, typer.Option(help="Digital twin: reduced or full.")] = "reduced",
     levels: Annotated[
         list[str] | None, typer.Option(help="Spasticity levels: --levels 0 1 2 3 (or 0,1,2,3); default all.")
@@ -111,6 +114,10 @@ def eval_command(
         **load_controller_params(controller, controllers_config, params_key or None),
         **_parse_params(param or []),
     }
+    if policy:
+        if "policy" not in params and controller != "sac":
+            raise typer.BadParameter(f"--policy is for --controller sac, not {controller!r}")
+        params["policy"] = policy
     spec = ControllerSpec(controller, params)
     config = EvalConfig(
         twin=twin,

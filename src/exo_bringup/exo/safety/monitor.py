@@ -164,6 +164,8 @@ class _Request:
 
 def _finite(x: Any) -> float | None:
     """``x`` as a finite float, or None (NaN, inf, bool, non-numbers, overflow)."""
+    if type(x) is float:  # the hot path (every sample of every control step): skip the ABC check
+        return x if math.isfinite(x) else None
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         return None
     try:

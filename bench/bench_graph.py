@@ -19,10 +19,9 @@ process group). Phases (``--only`` selects some):
              ``periodic_wall`` (exact period, epoch-sized numbers) at 100 Hz. Shows that the
              safety monitor, once in FALLBACK, stays there when consecutive stamps are more than
              one control period + 1 ns apart (jitter, or float seconds at epoch scale).
-``events``   rclpy's EventsExecutor: (a) the nodes as shipped with ``EXO_EXECUTOR=events``
-             (CPU, discoverability, SIGTERM); (b) latency and echo again with the nodes and
-             echo node run by ``bench/events_shim.py`` (EventsExecutor spun by
-             ``spin_once(timeout)`` instead of ``spin()``).
+``single``   latency and echo again with ``EXO_EXECUTOR=single`` (rclpy's SingleThreadedExecutor
+             in the nodes, the echo node and the load generator) instead of the shipped
+             EventsExecutor.
 ``rtf``      Full sim graph (sim_bridge + controller + safety_monitor, PID, level 1), reduced
              and full twin, lockstep and real time: simulated s per wall s from the stamps of
              ``/exo/joint_states`` seen by a probe, and the wall time per step in lockstep.
@@ -190,13 +189,6 @@ class Children:
                 self.stop(p, timeout_s=2.0)
 
 
-def use_events_shim(runner: GraphRunner) -> None:
-    """Run the runner's nodes through bench/events_shim.py (EventsExecutor via spin_once)."""
-    for node in runner.nodes:
-        i = node.command.index("-m")
-        node.command[i:i + 2] = [str(BENCH / "events_shim.py"), node.spec.module]
-
-
 def params_file(path: Path, rate_hz: float) -> Path:
     period = 1.0 / rate_hz
     path.write_text(
@@ -289,7 +281,7 @@ class Bench:
         ros_env.apply(self.env)  # the RTF probe runs in this process
         self.children = Children(self.env, self.tmp)
         self.load = LoadSampler()
-        self.results: dict[str, Any] = {"latency": [], "rtf": [], "memory": {}, "events_as_shipped": None}
+        self.results: dict[str, Any] = {"latency": [], "rtf": [], "memory": {}}
 
     def _loadgen(self, name: str, extra: list[str]) -> subprocess.Popen:
         out = self.tmp / f"{name}.json"
@@ -331,9 +323,8 @@ class Bench:
         log_dir.mkdir()
         pfile = params_file(log_dir / "params.yaml", rate)
         runner = self.children.runner("sim", {"use_sim_time": "false", "params_file": str(pfile), "controller": "pid"},
-                                      env=self.env, log_dir=log_dir, only=("controller", "safety_monitor"))
-        if executor == "events":
-            use_events_shim(runner)
+                                      env={**self.env, "EXO_EXECUTOR": executor}, log_dir=log_dir,
+                                      only=("controller", "safety_monitor"))
         entry: dict[str, Any] = {"label": label, "kind": "graph", "rate_hz": rate, "executor": executor, "stamp": stamp}
         try:
             runner.start()
@@ -341,7 +332,7 @@ class Bench:
             proc = self._loadgen(name, ["--mode", "graph", "--rate", str(rate), "--duration", str(duration),
                                         "--stamp", stamp, "--warmup", str(self.a.warmup)])
             raw, cpu, mem = self._wait_loadgen(proc, self.tmp / f"{name}.json", watch, runner, duration + 120)
-            if executor == "single" and stamp == "periodic_mono":  # the live controller: what it has mapped
+            if executor == "events" and stamp == "periodic_mono":  # the live controller: what it has mapped
                 self.results["controller_maps"] = {
                     "torch_libs": mapped_libs(watch["controller"], r"torch"),
                     "heavy_libs": mapped_libs(watch["controller"], r"torch|mujoco|gymnasium|sb3|stable_baselines"),
@@ -369,9 +360,8 @@ class Bench:
         name = f"echo{rate:g}_{executor}"
         topic = "/bench/js"
         spec = f"{topic}:sensor_msgs/msg/JointState"
-        argv = ([sys.executable, "-m", "exo.testing.echo_node", spec] if executor == "single"
-                else [sys.executable, str(BENCH / "events_shim.py"), "echo", spec])
-        echo = self.children.start(argv, name + "_node")
+        argv = [sys.executable, "-m", "exo.testing.echo_node", spec]
+        echo = self.children.start(argv, name + "_node", extra_env={"EXO_EXECUTOR": executor})
         entry: dict[str, Any] = {"label": label, "kind": "echo", "rate_hz": rate, "executor": executor, "stamp": "wall"}
         try:
             proc = self._loadgen(name, ["--mode", "echo", "--rate", str(rate), "--duration", str(duration),
@@ -400,49 +390,6 @@ class Bench:
             console.print(f"   p50 {e['p50_ms']} ms  p99 {e['p99_ms']} ms  max {e['max_ms']} ms  "
                           f"missed {e['missed_frac']:.4%}  deadline-miss {e['deadline_miss_frac']:.4%}  "
                           f"cpu {e.get('cpu_pct')}  load {e['load']}")
-
-    # 5a: the nodes as shipped with EXO_EXECUTOR=events
-    def events_as_shipped(self) -> None:
-        console.print("[bold]>> EXO_EXECUTOR=events as shipped[/] (controller + safety_monitor, 100 Hz load)")
-        from exo.testing.probe import RosProbe
-
-        log_dir = self.tmp / "events_as_shipped"
-        log_dir.mkdir()
-        out: dict[str, Any] = {}
-        runner = self.children.runner("sim", {"use_sim_time": "false", "controller": "pid",
-                                              "params_file": str(params_file(log_dir / "params.yaml", 100.0))},
-                                      env={**self.env, "EXO_EXECUTOR": "events"}, log_dir=log_dir,
-                                      only=("controller", "safety_monitor"))
-        probe = RosProbe(self.domain, name="bench_probe_events")
-        try:
-            runner.start()
-            pids = {n.name: n.process.pid for n in runner.nodes}
-            t0 = time.monotonic()
-            try:  # DDS discovery runs in Fast DDS's own threads, so this does not need the executor
-                probe.wait_for_nodes(["controller", "safety_monitor"], timeout_s=10.0)
-                out["in_ros_graph_after_s"] = round(time.monotonic() - t0, 2)
-            except TimeoutError:
-                out["in_ros_graph_after_s"] = None
-            meter = CpuMeter(pids)
-            proc = self._loadgen("events_as_shipped_loadgen", ["--mode", "graph", "--rate", "100", "--duration", "2",
-                                                               "--stamp", "periodic_mono", "--start-timeout", "8"])
-            raw, _, _ = self._wait_loadgen(proc, self.tmp / "events_as_shipped_loadgen.json", pids, runner, 60)
-            out["cpu_pct"] = meter.result()
-            out["loadgen"] = raw.get("error") or f"ok, sources {raw.get('cmd_source', [])[:3]}..."
-            out["alive"] = {n.name: n.poll() is None for n in runner.nodes}
-            for pid in pids.values():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGTERM)
-            t_term = time.monotonic()
-            while any(n.poll() is None for n in runner.nodes) and time.monotonic() - t_term < 3.0:
-                time.sleep(0.05)
-            out["exited_on_sigterm_within_3s"] = {n.name: n.poll() is not None for n in runner.nodes}
-        finally:
-            probe.close()
-            out["exit_codes"] = runner.stop(timeout_s=2.0)
-            out["logs"] = {n.name: log_excerpt(n.log_path, r".") for n in runner.nodes}
-        self.results["events_as_shipped"] = out
-        console.print(f"   { {k: v for k, v in out.items() if k != 'logs'} }")
 
     # 4: real-time factor of the full sim graph
     def rtf(self, twin: str, lockstep: bool) -> None:
@@ -600,9 +547,6 @@ def report(res: dict[str, Any]) -> None:
         console.print(f"controller imports: {res['imports']}")
     if "controller_maps" in res:
         console.print(f"controller /proc/maps torch libs: {res['controller_maps']['torch_libs'] or 'none'}")
-    if res.get("events_as_shipped"):
-        ev = {k: v for k, v in res["events_as_shipped"].items() if k != "logs"}
-        console.print(f"EXO_EXECUTOR=events as shipped: {ev}")
     if res.get("targets"):
         console.print(f"targets: {res['targets']}")
 
@@ -644,14 +588,15 @@ def source_state() -> dict[str, str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--duration", type=float, default=60.0, help="measured window of every latency/echo run, s")
-    p.add_argument("--events-duration", type=float, default=30.0, help="window of the EventsExecutor runs, s")
+    p.add_argument("--single-duration", type=float, default=30.0,
+                   help="window of the SingleThreadedExecutor comparison runs, s")
     p.add_argument("--aux-duration", type=float, default=30.0,
                    help="window of the runs with other stamp clocks (wall at each rate, 20 s for mono / periodic_wall)")
     p.add_argument("--rtf-window", type=float, default=15.0, help="window of every RTF run, s")
     p.add_argument("--warmup", type=float, default=3.0, help="s of commands before a window starts")
     p.add_argument("--rates", default="100,500")
-    p.add_argument("--only", default="latency,echo,stamps,events,rtf,memory",
-                   help="comma list of: latency, echo, stamps, events, rtf, memory")
+    p.add_argument("--only", default="latency,echo,stamps,single,rtf,memory",
+                   help="comma list of: latency, echo, stamps, single, rtf, memory")
     p.add_argument("--twins", default="reduced,full")
     p.add_argument("--domain", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
     p.add_argument("--keep-logs", action="store_true", help="keep the temporary log folder")
@@ -670,19 +615,18 @@ def main() -> None:
     try:
         for rate in rates:
             if "latency" in phases:
-                b.latency(rate, "single")
+                b.latency(rate, "events")
             if "echo" in phases:
-                b.echo(rate, "single")
+                b.echo(rate, "events")
         if "stamps" in phases:  # the brief's wall-clock stamps, and which property of them matters
             for rate in rates:
-                b.latency(rate, "single", stamp="wall", duration=a.aux_duration)
-            b.latency(100.0, "single", stamp="mono", duration=min(20.0, a.aux_duration))
-            b.latency(100.0, "single", stamp="periodic_wall", duration=min(20.0, a.aux_duration))
-        if "events" in phases:
-            b.events_as_shipped()
+                b.latency(rate, "events", stamp="wall", duration=a.aux_duration)
+            b.latency(100.0, "events", stamp="mono", duration=min(20.0, a.aux_duration))
+            b.latency(100.0, "events", stamp="periodic_wall", duration=min(20.0, a.aux_duration))
+        if "single" in phases:
             for rate in rates:
-                b.latency(rate, "events", duration=a.events_duration)
-                b.echo(rate, "events", duration=a.events_duration)
+                b.latency(rate, "single", duration=a.single_duration)
+                b.echo(rate, "single", duration=a.single_duration)
         if "rtf" in phases:
             for twin in a.twins.split(","):
                 for lockstep in (True, False):

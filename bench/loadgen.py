@@ -17,7 +17,7 @@ the sample's stamp, both on the stamps' clock (``--stamp``: wall or monotonic; s
 received message, the publisher's write time (``source_timestamp``) and the DDS reception
 time (``received_timestamp``), both system-clock ns, used for the per-hop split.
 
-Pacing: a SingleThreadedExecutor is spun (``spin_once`` with the time left) until the next
+Pacing: a SingleThreadedExecutor (the same instrument for every run) is spun (``spin_once`` with the time left) until the next
 slot; slots missed by more than a period are skipped, not bursted (``skipped`` counts them).
 
 Writes one JSON file (``--out``) with per-sample arrays; bench_graph computes the statistics.
@@ -202,6 +202,9 @@ def main() -> None:
     p.add_argument("--settle-timeout", type=float, default=20.0,
                    help="max s after the warm-up to wait for 1 s of commands from the controller")
     p.add_argument("--start-timeout", type=float, default=40.0)
+    p.add_argument("--executor", choices=("events", "single"), default="single",
+                   help="this process's executor (events: rclpy 9.1.2 raises 'SystemError: null argument' "
+                        "on the MessageInfo callbacks used for the per-hop split)")
     p.add_argument("--out", required=True)
     a = p.parse_args(rclpy.utilities.remove_ros_args(sys.argv)[1:])
     if a.mode == "echo":
@@ -209,7 +212,12 @@ def main() -> None:
 
     rclpy.init()
     node = LoadGen(a)
-    ex = SingleThreadedExecutor()
+    if a.executor == "events":
+        from rclpy.experimental import EventsExecutor
+
+        ex = EventsExecutor()
+    else:
+        ex = SingleThreadedExecutor()
     ex.add_node(node)
     result: dict = {"ok": False, "error": "", "rate_hz": a.rate, "mode": a.mode, "stamp": a.stamp}
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -38,11 +37,9 @@ def main(args: list[str] | None = None) -> None:
     topics = [tuple(a.split(":", 1)) for a in user_args]
     if not topics or any(len(t) != 2 for t in topics):
         sys.exit("usage: echo_node TOPIC:pkg/msg/Type [...]")
-    try:
-        with rclpy.init(args=argv):
-            rclpy.spin(EchoNode(topics))
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    from exo.ros.node_main import run
+
+    run(lambda: EchoNode(topics), argv)  # the nodes' executor and shutdown (EXO_EXECUTOR), for a fair comparison
 
 
 if __name__ == "__main__":

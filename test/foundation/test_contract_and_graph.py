@@ -115,3 +115,22 @@ def test_launch_files_are_thin_wrappers_of_the_graph_spec():
         assert calls, f"{path.name} does not build its graph from the spec"
         mode = calls[0].args[0].value
         assert mode in graph.MODES
+
+
+def test_optional_nodes_are_switched_by_their_argument_and_modes_bring_their_defaults(monkeypatch):
+    extra = graph.NodeSpec(
+        name="probe_recorder",
+        executable="probe_recorder",
+        module="exo.nodes.controller",
+        modes=frozenset({"sim"}),
+        enabled_by="lockstep",  # any bool argument of the sim mode works for the mechanism
+        mode_defaults={"sim": {"level": "3"}},
+    )
+    monkeypatch.setattr(graph, "NODES", (*graph.NODES, extra))
+    assert graph.arguments_for("sim")["level"].default == "3"
+    assert graph.arguments_for("sim")["level"].default != graph.LAUNCH_ARGUMENTS["level"].default
+    on = graph.resolve_arguments("sim", {"lockstep": "true"})
+    off = graph.resolve_arguments("sim", {"lockstep": "false"})
+    assert "probe_recorder" in [n.name for n in graph.active_nodes("sim", on)]
+    assert "probe_recorder" not in [n.name for n in graph.active_nodes("sim", off)]
+    assert "probe_recorder" not in [n.name for n in GraphRunner("sim", {"lockstep": "false"}).nodes]

@@ -15,7 +15,7 @@ Pure Python: no rclpy or launch import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 MODES = ("sim", "real", "replay")
 
@@ -93,6 +93,11 @@ class NodeSpec:
         param_files: files under ``config/`` with the node's parameters (``/**`` or node-name keys).
         arg_params: ROS parameter name -> launch argument that sets it.
         required: the graph cannot work without it; if it dies the runner stops everything.
+        enabled_by: name of a bool launch argument that switches the node on (``record:=true``,
+            ``intent:=false``); ``None`` = always on in its modes. Optional nodes are declared
+            once here and switched by argument, so launch files and ``exo`` commands agree.
+        mode_defaults: per-mode defaults of launch arguments this node brings
+            (``{"real": {"lockstep": "false"}}``); the argument's own default elsewhere.
     """
 
     name: str
@@ -102,6 +107,8 @@ class NodeSpec:
     param_files: tuple[str, ...] = ()
     arg_params: dict[str, str] = field(default_factory=dict)
     required: bool = True
+    enabled_by: str | None = None
+    mode_defaults: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 #: Every node of the graph, in start order (consumers before producers so none misses data).
@@ -139,11 +146,28 @@ def nodes_for(mode: str) -> list[NodeSpec]:
     return [n for n in NODES if mode in n.modes]
 
 
+def active_nodes(mode: str, args: dict[str, object]) -> list[NodeSpec]:
+    """The nodes of ``mode`` switched on by resolved ``args`` (see :attr:`NodeSpec.enabled_by`)."""
+    return [n for n in nodes_for(mode) if n.enabled_by is None or bool(args[n.enabled_by])]
+
+
 def arguments_for(mode: str) -> dict[str, LaunchArgument]:
-    """The launch arguments that matter in ``mode`` (common ones plus those its nodes use)."""
+    """The launch arguments that matter in ``mode`` (common ones plus those its nodes use).
+
+    Defaults are the mode's own where a node of the mode declares one (``mode_defaults``).
+    """
     common = ("namespace", "use_sim_time", "params_file", "log_level")
-    used = {arg for n in nodes_for(mode) for arg in n.arg_params.values()}
-    return {k: v for k, v in LAUNCH_ARGUMENTS.items() if k in common or k in used}
+    nodes = nodes_for(mode)
+    used = {arg for n in nodes for arg in n.arg_params.values()}
+    used |= {n.enabled_by for n in nodes if n.enabled_by}
+    defaults: dict[str, str] = {}
+    for n in nodes:
+        defaults.update(n.mode_defaults.get(mode, {}))
+    return {
+        k: (replace(v, default=defaults[k]) if k in defaults else v)
+        for k, v in LAUNCH_ARGUMENTS.items()
+        if k in common or k in used
+    }
 
 
 def resolve_arguments(mode: str, overrides: dict[str, str] | None = None) -> dict[str, str | int | float | bool]:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exo.graph import NodeSpec, nodes_for, resolve_arguments
+from exo.graph import NodeSpec, active_nodes, resolve_arguments
 from exo.paths import share_dir
 
 
@@ -110,7 +110,7 @@ class GraphRunner:
 
     def __post_init__(self) -> None:
         self.args = resolve_arguments(self.mode, dict(self.arguments))
-        specs = nodes_for(self.mode)
+        specs = active_nodes(self.mode, self.args)
         if self.only is not None:
             unknown = set(self.only) - {s.name for s in specs}
             if unknown:

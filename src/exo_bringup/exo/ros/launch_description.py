@@ -12,7 +12,7 @@ installable from PyPI, and nothing else in exo needs them.
 
 from __future__ import annotations
 
-from exo.graph import arguments_for, nodes_for, resolve_arguments
+from exo.graph import active_nodes, arguments_for, resolve_arguments
 from exo.paths import share_dir
 
 
@@ -36,7 +36,7 @@ def graph_launch_description(mode: str):
         args = resolve_arguments(mode, values)
         config_dir = share_dir() / "config"
         actions = []
-        for spec in nodes_for(mode):
+        for spec in active_nodes(mode, args):
             parameters: list = [str(config_dir / f) for f in spec.param_files]
             if args["params_file"]:
                 parameters.append(str(args["params_file"]))

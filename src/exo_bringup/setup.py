@@ -18,6 +18,10 @@ NODE_EXECUTABLES = {
     "sim_bridge": "exo.nodes.sim_bridge:main",
     "controller": "exo.nodes.controller:main",
     "safety_monitor": "exo.nodes.safety_monitor:main",
+    "actuator_driver": "exo.nodes.actuator_driver:main",
+    "imu_driver": "exo.nodes.imu_driver:main",
+    "emg_driver": "exo.nodes.emg_driver:main",
+    "foot_pressure_driver": "exo.nodes.foot_pressure_driver:main",
 }
 
 setup(

@@ -202,6 +202,7 @@ class PtyDevice:
         self.name = name
         self.master_fd, slave_fd = os.openpty()
         tty.setraw(slave_fd)
+        os.set_blocking(self.master_fd, False)  # a full buffer drops bytes (as a UART does), never blocks
         self.port = os.ttyname(slave_fd)
         self._slave_fd = slave_fd  # kept open so that writes before the driver opens do not fail
         self.closed = False

@@ -84,6 +84,7 @@ class SerialDriverNode(Node):
     def _open(self) -> bool:
         try:
             self._serial = open_serial(self.p["port"], self.p["baudrate"], timeout_s=0.02)
+            self._serial.reset_input_buffer()  # bytes queued before we listened are old: never publish them
             self.get_logger().info(f"opened {self.p['port']} at {self.p['baudrate']} baud")
             return True
         except OSError as exc:

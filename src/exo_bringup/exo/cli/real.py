@@ -40,6 +40,8 @@ def real(
     domain_id: int = typer.Option(-1, help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)."),
     log_dir: Path = typer.Option(Path("runs/real/logs"), help="Folder for each node's log."),
     startup_timeout: float = typer.Option(60.0, help="Seconds to wait for every node to come up."),
+    strict_timing: bool = typer.Option(False, "--strict-timing", help="With --emulate: keep the hardware "
+                                       "timeouts instead of config/emulate.yaml's (see docs/drivers.md)."),
     nice: int = typer.Option(-10, min=-20, max=19, help="Nice value of the graph's processes (and of the "
                              "emulated rig): real-time loops must not wait behind other work (see exo/priority.py)."),
 ) -> None:
@@ -66,7 +68,8 @@ def real(
     emulator = None
     if emulate:
         try:
-            emulator = EmulatorProcess(log_dir, can_port=43200 + domain, faults=tuple(fault), level=level)
+            emulator = EmulatorProcess(log_dir, can_port=43200 + domain, faults=tuple(fault), level=level,
+                                       **({"timing_file": None} if strict_timing else {}))
         except ValueError as exc:
             console.print(f"[red]exo real: {exc}[/]")
             raise typer.Exit(2) from None

@@ -270,6 +270,8 @@ class EmulatedRig:
         self.emg_sample = 0
         self.foot_seq = 0
         self.steps = 0
+        self.late_steps = 0  # steps started more than 50 ms late (the host did not run the rig)
+        self.worst_late_s = 0.0
         self._stop = threading.Event()
         self.t0 = time.monotonic()
 
@@ -342,6 +344,9 @@ class EmulatedRig:
         self.t0 = time.monotonic()
         next_t = self.t0
         while not self._stop.is_set() and time.monotonic() - self.t0 < duration_s:
+            late = time.monotonic() - next_t
+            self.worst_late_s = max(self.worst_late_s, late)
+            self.late_steps += late > 0.05
             self.step()
             next_t += self.period_s
             delay = next_t - time.monotonic()
@@ -394,7 +399,8 @@ def main(argv: list[str] | None = None) -> None:
         rig.run(args.duration)
     finally:
         rig.close()
-        print(f"emulated rig stopped after {rig.steps} steps; last motor frames: "
+        print(f"emulated rig stopped after {rig.steps} steps ({rig.late_steps} started > 50 ms late, worst "
+              f"{rig.worst_late_s * 1e3:.0f} ms); last motor frames: "
               f"{[d.hex() for d in list(rig.motor.log)[-2:]]}", flush=True)
 
 
@@ -416,11 +422,13 @@ class EmulatorProcess:
         faults: fault specs (:meth:`Fault.parse`).
         level, seed: the simulated subject.
         extra_params: more ``{node: {param: value}}`` for the generated parameter file.
+        timing_file: parameter file of the emulation host's timing tolerances merged into the
+            generated one (default config/emulate.yaml; None = the hardware timeouts unchanged).
     """
 
     def __init__(self, folder: Path, can_port: int, faults: tuple[str, ...] = (), level: int = 1, seed: int = 0,
                  motor_model: str = "AK80-64", extra_params: dict[str, dict] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, timing_file: Path | str | None = "default") -> None:
         for f in faults:
             Fault.parse(f)  # a bad spec fails here, with its message, not in the child
         self.folder = Path(folder)
@@ -429,6 +437,11 @@ class EmulatorProcess:
         self.level, self.seed, self.motor_model = level, seed, motor_model
         self.extra_params = extra_params or {}
         self.env = env or {}
+        if timing_file == "default":
+            from exo.paths import config_file
+
+            timing_file = config_file("emulate.yaml")
+        self.timing_file = timing_file
         self.ports_file = self.folder / "emulated_ports.json"
         self.params_file = self.folder / "emulated_devices.yaml"
         self.log_path = self.folder / "emulated_rig.log"
@@ -468,6 +481,9 @@ class EmulatorProcess:
                                 "can_port": self.can_port, "model": self.motor_model},
             **{node: {"port": self.ports[device]} for device, node in DRIVER_OF.items()},
         }
+        if self.timing_file is not None:  # the emulation host's timing tolerances (config/emulate.yaml)
+            for key, entry in (yaml.safe_load(Path(self.timing_file).read_text()) or {}).items():
+                params.setdefault(key.rsplit("/", 1)[-1], {}).update(entry["ros__parameters"])
         for node, extra in self.extra_params.items():
             params.setdefault(node, {}).update(extra)
         doc = {f"/**/{node}": {"ros__parameters": values} for node, values in params.items()}

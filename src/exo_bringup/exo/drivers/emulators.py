@@ -123,6 +123,7 @@ class AkMotorEmulator:
         self.command = ak_mit.MitCommand()
         self.log: deque[bytes] = deque(maxlen=64)  # data bytes received, newest last
         self.commands_received = 0
+        self.replies_sent = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -182,8 +183,8 @@ class AkMotorEmulator:
             fb = ak_mit.MitFeedback(self.motor_id, self.plant.position_rad - self.zero_offset_rad,
                                     self.plant.velocity_rad_s, self.plant.torque_nm, 30.0, 0)
         data = ak_mit.encode_feedback(fb, self.reply_model)
-        self.commands_answered = getattr(self, "commands_answered", 0) + 1
-        if self.corrupt_every and self.commands_answered % self.corrupt_every == 0:
+        self.replies_sent += 1
+        if self.corrupt_every and self.replies_sent % self.corrupt_every == 0:
             data = data[:5]  # a truncated frame
         with contextlib.suppress(can.CanError):
             self.bus.send(can.Message(arbitration_id=self.master_id, data=data, is_extended_id=False))

@@ -60,32 +60,30 @@ class StreamFramer(Generic[F]):
             if start < 0:
                 keep = len(self.sync) - 1  # a sync split across reads
                 drop = max(0, len(self.buffer) - keep)
-                self._drop(drop, "no sync")
+                self._drop(drop)
                 break
             if start:
-                self._drop(start, "no sync")
+                self._drop(start)
             try:
                 frame, length = self.try_frame(bytes(self.buffer))
             except Incomplete:
                 if len(self.buffer) > self.max_buffer:
-                    self._drop(len(self.buffer) - self.max_buffer, "overflow")
+                    self._drop(len(self.buffer) - self.max_buffer)
                 break
             except BadFrame as exc:
                 self.rejected[exc.reason] += 1
-                self._drop(1, None)  # resynchronise on the next sync byte
+                self._drop(1)  # resynchronise on the next sync byte
                 continue
             del self.buffer[:length]
             self.frames_ok += 1
             out.append(frame)
         return out
 
-    def _drop(self, n: int, reason: str | None) -> None:
-        if n <= 0:
-            return
-        del self.buffer[:n]
-        self.bytes_dropped += n
-        if reason:
-            self.rejected[reason] += 0  # the key exists: bytes without a frame are garbage
+    def _drop(self, n: int) -> None:
+        """Discard ``n`` bytes from the front of the buffer (garbage, or the first byte of a bad frame)."""
+        if n > 0:
+            del self.buffer[:n]
+            self.bytes_dropped += n
 
     @property
     def frames_rejected(self) -> int:

@@ -38,7 +38,7 @@ PARAMS = [
     Param("twin", "reduced", "Digital twin: 'reduced' (fast 1-DoF) or 'full' (MyoLeg, 40 muscles).",
           choices=("reduced", "full")),
     Param("level", 1, "Modified Ashworth spasticity level of the simulated subject.", 0, 3),
-    Param("subject_seed", 0, "Seed of the subject's parameter noise (trial i uses seed + i).", 0, 2**31 - 1),
+    Param("subject_seed", 0, "Seed of the subject's parameter noise (trial i uses seed + i).", 0, 2**63 - 1),
     Param("lockstep", True, "Advance one step per received torque_command (deterministic) instead of real time."),
     Param("lockstep_timeout_s", 1.0, "Wall seconds to wait for the current step's command before advancing "
           "anyway with the actuator model's torque, s.", 0.001, 30.0),

@@ -345,9 +345,9 @@ def analyze_session(session: Session, trial_duration_s: float | None = None) -> 
     def get(rel: str) -> list[BagMessage]:
         return by_topic.get(names.get(rel, ""), [])
 
-    joint, truth, commands = get("joint_states"), get("sim/truth"), get("torque_command")
-    status = get("safety/status")
-    trials = extract_trials(truth, joint, trial_duration_s, get("interaction/shank"))
+    joint, truth = get(contract.JOINT_STATES.name), get(contract.SIM_TRUTH.name)
+    commands, status = get(contract.TORQUE_COMMAND.name), get(contract.SAFETY_STATUS.name)
+    trials = extract_trials(truth, joint, trial_duration_s, get(contract.INTERACTION_SHANK.name))
     sources: dict[str, int] = {}
     for m in commands:
         sources[m.msg.source] = sources.get(m.msg.source, 0) + 1

@@ -96,9 +96,14 @@ class CommandComparison:
 
 
 def _command_map(commands: list[BagMessage]) -> dict[int, tuple[float, str]]:
+    """Stamp (ns) -> (torque, source) of the *first* command of each stamp, in receive order.
+
+    The first one is the answer to that sample; a later one with the same stamp is the safety
+    monitor's zero-torque frame at shutdown.
+    """
     out: dict[int, tuple[float, str]] = {}
-    for m in commands:
-        out[round(stamp_s(m.msg) * 1e9)] = (float(m.msg.torque), str(m.msg.source))
+    for m in sorted(commands, key=lambda m: m.log_time_ns):
+        out.setdefault(round(stamp_s(m.msg) * 1e9), (float(m.msg.torque), str(m.msg.source)))
     return out
 
 
@@ -119,3 +124,45 @@ def compare_commands(recorded: list[BagMessage], replayed: list[BagMessage],
         only_replayed=len(set(b) - set(a)),
         source_changes=sum(1 for k in common if a[k][1] != b[k][1]),
     )
+
+
+@dataclass
+class RecordedTorques:
+    """A controller (:class:`exo.control.base.Controller`) that plays back recorded torques, one per step.
+
+    With it, the evaluator (:func:`exo.evaluate.run_trial`) re-runs a recorded trial open loop on the
+    same subject: the twin receives exactly the torques the graph commanded (after the safety monitor),
+    so the evaluator's metrics of that run and the bag analysis of the recording must agree.
+    Calling the object returns a fresh copy (it is its own controller factory).
+
+    Attributes:
+        torques_nm: torque of control step k (the ``torque_command`` stamped with sample k), N m.
+    """
+
+    torques_nm: tuple[float, ...]
+    name: str = "recorded"
+    _k: int = field(default=0, repr=False)
+
+    def reset(self) -> None:
+        self._k = 0
+
+    def act(self, obs: np.ndarray) -> float:
+        """The next recorded torque (0 N m past the end of the recording)."""
+        k, self._k = self._k, self._k + 1
+        return self.torques_nm[k] if k < len(self.torques_nm) else 0.0
+
+    def __call__(self) -> RecordedTorques:
+        return RecordedTorques(self.torques_nm)
+
+
+def trial_commands(truth: list[BagMessage], commands: list[BagMessage], trial_start_s: float,
+                   steps: int, period_s: float) -> tuple[float, ...]:
+    """The commanded torque of each of ``steps`` control steps of the trial starting at ``trial_start_s``.
+
+    Step k answers the sample stamped ``trial_start_s + k * period_s``; a step without a command
+    gets 0 N m (what the actuator applies to a missing command).
+    """
+    by_stamp = _command_map(commands)
+    start_ns = round(trial_start_s * 1e9)
+    period_ns = round(period_s * 1e9)
+    return tuple(by_stamp.get(start_ns + k * period_ns, (0.0, ""))[0] for k in range(steps))

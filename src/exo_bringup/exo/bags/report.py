@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from exo import contract
 from exo.bags.analysis import SessionAnalysis
 from exo.metrics import METRIC_NAMES
 
@@ -99,7 +100,7 @@ def plot_session(a: SessionAnalysis, path: Path) -> Path | None:
     if "joint_t" in s:
         ax1.plot(s["joint_t"], np.degrees(s["exo_knee_rad"]), lw=1, label="exo knee")
     if "command_t" in s:
-        ax2.plot(s["command_t"], s["command_nm"], lw=1, label="torque_command")
+        ax2.plot(s["command_t"], s["command_nm"], lw=1, label=contract.TORQUE_COMMAND.name)
     for e in a.safety:
         color = "tab:green" if e.state == "OK" else "tab:orange" if e.state == "LIMITING" else "tab:red"
         for ax in (ax1, ax2):

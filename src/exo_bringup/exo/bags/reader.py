@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcap.reader import SeekingReader
 from mcap.records import Channel, Chunk, Footer, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader, breakup_chunk
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
@@ -172,6 +173,7 @@ class Session:
         channels: dict[int, Channel] = {}
         size = path.stat().st_size
         with open(path, "rb") as f:
+            self._summary_records(f, schemas, channels)
             reader = StreamReader(f, emit_chunks=True, record_size_limit=max(size, 1))
             records = reader.records
             while True:
@@ -199,10 +201,10 @@ class Session:
                 else:
                     inner = [record]
                 for rec in inner:
-                    if isinstance(rec, Schema):
-                        schemas[rec.id] = rec
+                    if isinstance(rec, Schema):  # the summary's copy (if any) wins over a damaged chunk's
+                        schemas.setdefault(rec.id, rec)
                     elif isinstance(rec, Channel):
-                        channels[rec.id] = rec
+                        channels.setdefault(rec.id, rec)
                     elif isinstance(rec, Message):
                         out = self._decode(path, summary, rec, schemas, channels, topics, keep_raw)
                         if out is not None:
@@ -211,6 +213,19 @@ class Session:
                         pass
                     elif isinstance(rec, Footer):
                         summary.complete = True
+
+    @staticmethod
+    def _summary_records(f, schemas: dict[int, Schema], channels: dict[int, Channel]) -> None:
+        """Schemas and channels from the summary section of a complete file (so that the messages of
+        a chunk after a damaged first chunk, which held the definitions, still decode)."""
+        try:
+            summary = SeekingReader(f).get_summary()
+        except Exception:  # noqa: BLE001 - a truncated file has no summary: the stream has the records
+            summary = None
+        if summary is not None:
+            schemas.update(summary.schemas)
+            channels.update(summary.channels)
+        f.seek(0)
 
     def _decode(self, path: Path, summary: FileSummary, rec: Message, schemas: dict[int, Schema],
                 channels: dict[int, Channel], topics: set[str] | None, keep_raw: bool) -> BagMessage | None:

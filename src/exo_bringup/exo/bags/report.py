@@ -137,7 +137,7 @@ def plot_latency(a: SessionAnalysis, path: Path) -> Path | None:
     ax.set_xlabel("sensor sample -> torque_command (ms)")
     ax.set_ylabel("commands")
     ax.set_title(f"{a.name}: loop latency (p95 {lat.p95_ms:.2f} ms, {lat.misses} misses)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -284,25 +284,36 @@ def safety_events(status: list[BagMessage]) -> list[SafetyEvent]:
 
 
 def loop_latency(joint: list[BagMessage], commands: list[BagMessage], deadline_s: float = CONTROL_PERIOD_S,
-                 bin_ms: float = 0.5) -> LatencyStats | None:
-    """Sensor-to-command latency from receive times (see the module docstring); None without commands."""
+                 bins: int = 60) -> LatencyStats | None:
+    """Sensor-to-command latency from receive times (see the module docstring); None without commands.
+
+    A re-offered sample (same stamp received again) counts from its latest receipt before the command.
+    The histogram spans 0 .. max(3 deadlines, 1.5 x p99) in ``bins`` bins; the last bin also holds
+    everything later.
+    """
     if not joint or not commands:
         return None
-    first_seen: dict[float, int] = {}
-    for m in joint:
-        first_seen.setdefault(round(stamp_s(m.msg), 9), m.log_time_ns)
+    receipts: dict[float, list[int]] = {}
+    for m in sorted(joint, key=lambda m: m.log_time_ns):
+        receipts.setdefault(round(stamp_s(m.msg), 9), []).append(m.log_time_ns)
     answered: dict[float, int] = {}
-    for m in commands:
+    for m in sorted(commands, key=lambda m: m.log_time_ns):
         answered.setdefault(round(stamp_s(m.msg), 9), m.log_time_ns)
-    lat = np.array([(answered[s] - first_seen[s]) * 1e-6 for s in answered if s in first_seen], dtype=float)
+    lat_list = []
+    for s, t_cmd in answered.items():
+        seen = receipts.get(s)
+        if seen:
+            before = [t for t in seen if t <= t_cmd]
+            lat_list.append((t_cmd - (before[-1] if before else seen[0])) * 1e-6)
+    lat = np.array(lat_list, dtype=float)
     last_command = max(answered) if answered else -math.inf
-    unanswered = sum(1 for s in first_seen if s not in answered and s < last_command)
+    unanswered = sum(1 for s in receipts if s not in answered and s < last_command)
     if lat.size == 0:
         return None
-    top = max(float(np.max(lat)), deadline_s * 1e3) + bin_ms
-    edges = np.arange(min(0.0, float(np.min(lat))), top + bin_ms, bin_ms)
-    counts, edges = np.histogram(lat, bins=edges)
     deadline_ms = deadline_s * 1e3
+    top = max(3.0 * deadline_ms, 1.5 * float(np.percentile(lat, 99)))
+    edges = np.linspace(0.0, top, bins + 1)
+    counts, _ = np.histogram(np.clip(lat, 0.0, top), bins=edges)
     return LatencyStats(
         count=int(lat.size), p50_ms=float(np.percentile(lat, 50)), p95_ms=float(np.percentile(lat, 95)),
         p99_ms=float(np.percentile(lat, 99)), max_ms=float(np.max(lat)), mean_ms=float(np.mean(lat)),

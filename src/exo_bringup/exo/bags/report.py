@@ -131,10 +131,10 @@ def plot_latency(a: SessionAnalysis, path: Path) -> Path | None:
     lat = a.latency
     fig, ax = plt.subplots(figsize=(6, 3))
     edges = np.array(lat.hist_edges_ms)
-    ax.bar(edges[:-1], lat.hist_counts, width=np.diff(edges), align="edge")
+    ax.stairs(lat.hist_counts, edges, fill=True)
     ax.axvline(lat.deadline_ms, color="tab:red", lw=1, label=f"deadline {lat.deadline_ms:.0f} ms")
     ax.set_yscale("log")
-    ax.set_xlabel("sensor sample -> torque_command (ms)")
+    ax.set_xlabel("sensor sample -> command (ms; last bin: and later)")
     ax.set_ylabel("commands")
     ax.set_title(f"{a.name}: loop latency (p95 {lat.p95_ms:.2f} ms, {lat.misses} misses)")
     ax.legend(fontsize=8, loc="upper right")

@@ -47,7 +47,7 @@ def record(
     duration: float = typer.Option(0.0, min=0.0, help="Wall seconds to record (0 = until Ctrl-C)."),
     namespace: str = typer.Option("/exo", help="Namespace of the graph to record."),
     user_id: str = typer.Option("", help="Pseudonymous user id (session metadata)."),
-    session_info: str = typer.Option("", help="More metadata: 'key=value,...' (mode=real,device=exo-02)."),
+    session_info: str = typer.Option("", help="Metadata: 'key=value,...' (mode=real,device=exo-02,controller=sac)."),
     domain_id: int = typer.Option(-1, help="ROS_DOMAIN_ID of the graph (default: $ROS_DOMAIN_ID or 0)."),
     log_dir: Path = typer.Option(Path("runs/record/logs"), help="Folder for the recorder's log."),
 ) -> None:
@@ -57,18 +57,23 @@ def record(
     console = _console()
     out = out or Path("runs/bags") / _stamp()
     _, env = _ros_env(domain_id, log_dir)
+    # the recorder alone does not know the graph's controller: unknown unless --session-info names it
+    info = ",".join(filter(None, ["controller=", session_info]))
     args = {"record": "true", "record_dir": str(out), "namespace": namespace, "user_id": user_id,
-            "session_info": session_info}
+            "session_info": info}
     try:
         runner = GraphRunner("sim", args, env=env, log_dir=log_dir, only=("recorder",))
     except ValueError as exc:
         console.print(f"[red]exo record: {exc}[/]")
         raise typer.Exit(2) from None
     console.print(f"[bold]exo record[/]: {namespace} -> {out} (Ctrl-C to stop)")
+    os.environ.update(env)  # the watcher must discover like the graph (domain, discovery range)
     runner.start()
-    t0 = time.monotonic()
     code = 0
     try:
+        wait_for_recorder(runner, env, timeout_s=60.0)
+        console.print("  recording")
+        t0 = time.monotonic()
         while duration <= 0 or time.monotonic() - t0 < duration:
             proc = runner.node("recorder")
             if proc.poll() is not None:
@@ -78,11 +83,33 @@ def record(
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
+    except TimeoutError as exc:
+        console.print(f"[red]exo record: {exc}; log in {log_dir}[/]")
+        code = 1
     finally:
         runner.stop()
     console.print(f"bag: {out}")
     if code:
         raise typer.Exit(code)
+
+
+def wait_for_recorder(runner, env: dict[str, str], timeout_s: float) -> None:
+    """Wait until the recorder node is in the ROS graph (``--duration`` counts from then)."""
+    from exo.testing.probe import RosProbe
+
+    probe = RosProbe(int(env["ROS_DOMAIN_ID"]), runner.namespace, name="exo_record_watch")
+    ns = "/" + runner.namespace.strip("/") if runner.namespace.strip("/") else "/"
+    try:
+        t0 = time.monotonic()
+        while ("recorder", ns) not in probe.node.get_node_names_and_namespaces():
+            proc = runner.node("recorder")
+            if proc.poll() is not None:
+                return  # the caller reports the exit
+            if time.monotonic() - t0 > timeout_s:
+                raise TimeoutError(f"the recorder is not up after {timeout_s:.0f} s")
+            probe.spin_for(0.1)
+    finally:
+        probe.close()
 
 
 def replay(

@@ -12,7 +12,9 @@ Timing (parameter ``rate``):
   of wall time: the step is counted as unanswered and the replay goes on).
   Until the first command the first step is offered again every
   ``lockstep_timeout_s`` (the graph may still be coming up).
-- ``rate > 0``: real-time pacing scaled by ``rate`` (1.0 = as recorded).
+- ``rate > 0``: real-time pacing scaled by ``rate`` (1.0 = as recorded), from the moment the
+  graph answered the first step (offered again every ``lockstep_timeout_s`` until then); a
+  graph slower than the pace misses samples, as it would live.
 
 When the bag is exhausted the node logs a summary and exits with code 0 (a
 launch file then shuts the replay down; ``exo replay`` collects the results).
@@ -77,10 +79,10 @@ class BagPlayer(Node):
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._publish(0)
         self.awaiting_since = time.monotonic()
-        if self.p["rate"] == 0.0:
-            self.create_timer(self.p["lockstep_timeout_s"] / 5, self._lockstep_watch, clock=self.steady)
-        else:
-            self.wall0 = time.monotonic()
+        # both modes offer the first step until the graph answers it (its subscribers may still be matching)
+        self.create_timer(self.p["lockstep_timeout_s"] / 5, self._lockstep_watch, clock=self.steady)
+        if self.p["rate"] > 0.0:
+            self.wall0 = None
             self.create_timer(0.002, self._paced_tick, clock=self.steady)
         self.get_logger().info(
             f"replaying {len(self.steps)} steps ({self.steps[-1].stamp_s - self.steps[0].stamp_s:.2f} s) of "
@@ -106,9 +108,14 @@ class BagPlayer(Node):
         return self.k < len(self.steps) and abs(stamp_s - self.steps[self.k].stamp_s) < 1e-6
 
     def _on_command(self, msg: TorqueCommand) -> None:
-        if self.p["rate"] == 0.0 and not self.done and self._answers_current(convert.from_time_msg(msg.header.stamp)):
+        if self.done or not self._answers_current(convert.from_time_msg(msg.header.stamp)):
+            return
+        if self.p["rate"] == 0.0:
             self.started = True
             self._advance()
+        elif not self.started:  # paced: the clock starts with the answer to the first step
+            self.started = True
+            self.wall0 = time.monotonic()
 
     def _lockstep_watch(self) -> None:
         if self.done or time.monotonic() - self.awaiting_since < self.p["lockstep_timeout_s"]:
@@ -117,6 +124,8 @@ class BagPlayer(Node):
             self._publish(0)  # the graph is still coming up: offer the first step again
             self.awaiting_since = time.monotonic()
             return
+        if self.p["rate"] > 0.0:
+            return  # paced: no waiting for answers once started
         self.timeouts += 1
         if self.timeouts in (1, 10, 100):
             self.get_logger().warning(f"no torque_command for t={self.steps[self.k].stamp_s:.3f} s within "
@@ -124,7 +133,7 @@ class BagPlayer(Node):
         self._advance()
 
     def _paced_tick(self) -> None:
-        if self.done:
+        if self.done or self.wall0 is None:
             return
         due = self.steps[0].stamp_s + (time.monotonic() - self.wall0) * self.p["rate"]
         while not self.done and self.k + 1 < len(self.steps) and self.steps[self.k + 1].stamp_s <= due:

@@ -151,6 +151,18 @@ def test_a_truncated_bag_is_read_up_to_the_cut_and_analysed(tmp_path: Path):
     a = analyze_session(open_session(cut))
     assert a.message_count == n and a.problems
     assert a.trials and not a.trials[0].complete  # a partial trial is reported, not scored as complete
+    # the repair: a complete copy of everything readable (summary, footer, metadata.yaml)
+    from mcap.reader import make_reader
+
+    from exo.bags.export import export_session
+
+    export_session(open_session(cut), tmp_path / "repaired", "mcap")
+    repaired = next((tmp_path / "repaired").rglob("*.mcap"))
+    assert (repaired.parent / "metadata.yaml").is_file()
+    with open(repaired, "rb") as f:
+        assert make_reader(f).get_summary().statistics.message_count == n
+    again = open_session(tmp_path / "repaired")
+    assert sum(1 for _ in again.messages()) == n and not again.problems
 
 
 def test_a_corrupt_chunk_is_skipped_and_the_rest_is_read(tmp_path: Path):

@@ -6,6 +6,10 @@ per message with ``log_time_ns`` (recorder receive time, ns since the epoch),
 flattened with dotted names (``wrench.torque.y``). Numeric arrays of up to
 :data:`MAX_EXPANDED` elements become one column per element (``position.0``);
 longer arrays (EMG samples) and string arrays are stored as JSON text.
+
+Format ``mcap`` writes a complete, re-indexed copy of everything readable as a new exo
+session (summary, footer, ``metadata.yaml``): the repair of a bag whose recorder was
+killed, for tools that need the summary (``ros2 bag info``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 
 from exo.bags.reader import Session
 
-FORMATS = ("csv", "parquet")
+FORMATS = ("csv", "parquet", "mcap")
 #: Numeric arrays up to this length are expanded into one column per element.
 MAX_EXPANDED = 16
 
@@ -91,6 +95,8 @@ def export_session(session: Session, out_dir: Path | str, fmt: str = "csv") -> l
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     out = Path(out_dir)
+    if fmt == "mcap":
+        return [rewrite_session(session, out)]
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for topic, rows in sorted(topic_tables(session).items()):
@@ -126,3 +132,22 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], cols: list[str], topi
     table = pa.table(arrays)
     table = table.replace_schema_metadata({"topic": topic})
     pq.write_table(table, path)
+
+
+def rewrite_session(session: Session, out_dir: Path | str) -> Path:
+    """Write every readable message of ``session`` into a new, complete session at ``out_dir``.
+
+    Contract topics keep the contract's QoS; other topics are declared reliable, keep last 1.
+    Returns the new session folder.
+    """
+    from dataclasses import replace
+
+    from exo import contract
+    from exo.bags.writer import BagWriter
+
+    meta = replace(session.metadata, extra={**session.metadata.extra, "rewritten_from": str(session.path)})
+    with BagWriter(out_dir, meta, namespace=meta.namespace or contract.DEFAULT_NAMESPACE, flush_period_s=0.0) as w:
+        for m in session.messages(keep_raw=True):
+            w.add_topic(m.topic, m.msgtype, contract.LATEST_RELIABLE)  # no-op for the contract's topics
+            w.write(m.topic, m.msgtype, m.log_time_ns, m.raw)
+    return Path(out_dir)

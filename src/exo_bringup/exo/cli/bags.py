@@ -299,10 +299,11 @@ def analyze(
 
 def export(
     bag: Path = typer.Argument(..., help="Bag to export."),
-    format: str = typer.Option("csv", "--format", help="csv or parquet."),
+    format: str = typer.Option("csv", "--format", help="csv, parquet, or mcap (a complete re-indexed copy: "
+                               "repairs a bag whose recorder was killed)."),
     out: Path = typer.Option(None, "--out", help="Folder for the tables (default runs/export/<bag>)."),
 ) -> None:
-    """One table per topic (CSV or Parquet) for analysis elsewhere."""
+    """One table per topic (CSV or Parquet) for analysis elsewhere, or a repaired MCAP copy."""
     from exo.bags.export import FORMATS, export_session
     from exo.bags.reader import BagError, open_session
 
@@ -319,7 +320,7 @@ def export(
     files = export_session(session, out, format)
     for problem in session.problems:
         console.print(f"[yellow]{problem}[/]")
-    console.print(f"{len(files)} table(s) in {out}")
+    console.print(f"{out}: a complete session" if format == "mcap" else f"{len(files)} table(s) in {out}")
 
 
 def register(app: typer.Typer) -> None:

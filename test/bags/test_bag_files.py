@@ -227,6 +227,10 @@ def test_bag_analysis_agrees_with_the_evaluator_on_the_recorded_trial(level: int
     for name in METRIC_NAMES:
         got, want = getattr(trial.metrics, name), getattr(ref.metrics, name)
         assert math.isclose(got, want, rel_tol=0.01, abs_tol=1e-6), f"{name}: bag {got} vs evaluator {want}"
+    got, want = trial.range_events, ref.safety
+    assert got.unsafe_event == want.unsafe_event
+    assert math.isclose(got.out_of_range_s, want.out_of_range_s, abs_tol=1e-9)
+    assert math.isclose(got.max_range_excess_deg, want.max_range_excess_deg, rel_tol=0.01, abs_tol=1e-6)
 
 
 def test_export_csv_and_parquet(tmp_path: Path):

@@ -14,7 +14,9 @@ use the recorder's receive times (wall clock, ns).
   the human knee (all from ``sim/truth``) and the exo motor torque
   (``joint_states`` effort of the same stamp). Without ground truth (hardware
   bags) the whole recording is one trial scored on the exo knee angle and the
-  shank strap's torque, and ``signals`` says so.
+  shank strap's torque, and ``signals`` says so. With truth, each trial also carries the
+  evaluator's range-of-motion events (:func:`exo.evaluate.safety_events`: out of the safe
+  range, unsafe = out of range with the interaction torque above the env's threshold).
 - **Safety events** (:func:`safety_events`): every change of the safety
   monitor's state, with its sim time, the state, the reason and the active limits;
   the command sources that reached the actuator.
@@ -64,6 +66,8 @@ class TrialResult:
         metrics: :class:`~exo.metrics.TrialMetrics` (None when it could not be computed).
         error: why the metrics are missing.
         complete: the trial covers the whole ``trial_duration_s``.
+        range_events: the evaluator's unsafe-state and range-of-motion events of the trial
+            (:func:`exo.evaluate.safety_events`, ``config/env.yaml`` thresholds); None without truth.
     """
 
     index: int
@@ -76,11 +80,14 @@ class TrialResult:
     metrics: TrialMetrics | None
     error: str = ""
     complete: bool = True
+    range_events: Any = None
 
     def row(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k != "metrics"}
+        out = {k: v for k, v in asdict(self).items() if k not in ("metrics", "range_events")}
         for name in (*METRIC_NAMES, "settled", "rms_to_end"):
             out[name] = getattr(self.metrics, name) if self.metrics is not None else math.nan
+        if self.range_events is not None:
+            out.update(self.range_events.to_dict())
         return out
 
 
@@ -269,8 +276,21 @@ def _score(index: int, t: np.ndarray, angle: np.ndarray, target: np.ndarray, int
         metrics, error = None, str(exc)
     if not complete and not error:
         error = f"trial shorter than {trial_duration_s:.2f} s ({duration:.2f} s recorded)"
+    events = _range_events(t, angle, inter) if signals == "truth" and t.size > 1 else None
     return TrialResult(index, float(t[0]) if t.size else math.nan, duration, int(t.size), seed, level, signals,
-                       metrics, error, complete)
+                       metrics, error, complete, events)
+
+
+def _range_events(t: np.ndarray, angle: np.ndarray, inter: np.ndarray):
+    """The evaluator's per-trial unsafe/out-of-range events, with the env's thresholds (human knee angle)."""
+    from exo.evaluate import safety_events as evaluator_events
+    from exo.twin.config import load_env_config
+
+    cfg = load_env_config()
+    lo, hi = cfg.safe_range_rad
+    out_of_range = (angle < lo) | (angle > hi)
+    unsafe = out_of_range & (np.abs(inter) > cfg.termination_interaction_nm)
+    return evaluator_events(t, angle, out_of_range, unsafe, (lo, hi))
 
 
 def safety_events(status: list[BagMessage]) -> list[SafetyEvent]:

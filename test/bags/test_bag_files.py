@@ -122,7 +122,7 @@ def test_sample_bags_decode_completely_with_an_independent_reader():
 
 
 def test_session_metadata_and_splits(tmp_path: Path):
-    n = write_all_types(tmp_path / "s", steps=200, split_size_bytes=20_000)
+    n = write_all_types(tmp_path / "s", steps=60, split_size_bytes=30_000)
     bags = sorted(p for p in (tmp_path / "s").iterdir() if p.is_dir())
     assert len(bags) >= 3
     assert all((b / "metadata.yaml").is_file() for b in bags)
@@ -131,7 +131,7 @@ def test_session_metadata_and_splits(tmp_path: Path):
     assert len(msgs) == n and not session.problems
     assert session.metadata.user_id == "u7" and session.metadata.controller == "pid"
     joint = [stamp_s(m.msg) for m in msgs if m.topic == contract.JOINT_STATES.resolved(NS)]
-    assert joint == sorted(joint) and len(joint) == 200
+    assert joint == sorted(joint) and len(joint) == 60
     # each split is a bag of its own (metadata custom_data carries the session)
     single = open_session(bags[1])
     assert single.metadata.user_id == "u7" and len(list(single.messages())) > 0

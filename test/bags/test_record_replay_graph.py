@@ -102,6 +102,7 @@ def test_a_recorder_killed_with_sigkill_leaves_a_readable_bag(processes, probe, 
     # the recorder's flush timer (flush_period_s = 0.5 s) writes what it holds although no sample arrives
     probe.wait_for(lambda: max(seen) in on_disk(), 30.0, "the last joint_states sample on disk")
     graph.kill("recorder", signal.SIGKILL)
+    graph.kill("sim_bridge", signal.SIGKILL)  # (stopped: only SIGKILL ends it)
     assert not list(bag.rglob("metadata.yaml")), "a killed recorder cannot have written metadata.yaml"
     session = open_session(bag)
     stamps = {round(stamp_s(m.msg), 9) for m in session.messages({name})}

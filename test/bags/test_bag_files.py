@@ -205,6 +205,8 @@ def test_paths_that_are_not_bags_give_clear_errors(tmp_path: Path):
     assert session.problems and "junk.mcap" in session.problems[0]
     with pytest.raises(FileExistsError, match="not empty"):
         BagWriter(SAMPLES[0])
+    with BagWriter(tmp_path / "w") as w, pytest.raises(KeyError, match="/nope .* is not declared"):
+        w.write("/nope", "std_msgs/msg/String", 0, b"")
 
 
 @pytest.mark.parametrize("level", [0, 3])

@@ -212,16 +212,11 @@ class BagWriter:
         key = (topic, msg_type)
         if key not in self._connections:
             raise KeyError(f"topic {topic} ({msg_type}) is not declared in bag session {self.path}")
-        if self._first_ns is None:
-            self._first_ns = timestamp_ns
-        elif self._split_due(timestamp_ns):
+        if self._first_ns is not None and self._split_due(timestamp_ns):
             self._writer.close()
             self._open_next()
+        if self._first_ns is None:
             self._first_ns = timestamp_ns
-            key_conn = self._connections[key]
-            self._writer.write(key_conn, timestamp_ns, data)
-            self._after_write(len(data))
-            return
         self._writer.write(self._connections[key], timestamp_ns, data)
         self._after_write(len(data))
 

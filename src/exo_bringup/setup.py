@@ -20,6 +20,10 @@ NODE_EXECUTABLES = {
     "safety_monitor": "exo.nodes.safety_monitor:main",
     "recorder": "exo.nodes.recorder:main",
     "bag_player": "exo.nodes.bag_player:main",
+    "actuator_driver": "exo.nodes.actuator_driver:main",
+    "imu_driver": "exo.nodes.imu_driver:main",
+    "emg_driver": "exo.nodes.emg_driver:main",
+    "foot_pressure_driver": "exo.nodes.foot_pressure_driver:main",
 }
 
 setup(

@@ -90,6 +90,13 @@ LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
     "rate": LaunchArgument(
         "0.0", "Replay speed, simulated s per wall s; 0 = lockstep (as fast as the graph answers).", float
     ),
+    "sync_inputs": LaunchArgument(
+        "exact",
+        "Controller: 'exact' waits for every stream's sample of a step (sim, bags); 'latest' uses the newest "
+        "of each (hardware sensors run at their own rates and phases).",
+        str,
+        ("exact", "latest"),
+    ),
 }
 
 
@@ -149,7 +156,7 @@ NODES: tuple[NodeSpec, ...] = (
         module="exo.nodes.controller",
         modes=frozenset(MODES),
         param_files=("task.yaml", "controllers.yaml"),
-        arg_params={"controller": "controller", "policy": "policy"},
+        arg_params={"controller": "controller", "policy": "policy", "sync_inputs": "sync_inputs"},
     ),
     NodeSpec(
         name="sim_bridge",
@@ -166,6 +173,46 @@ NODES: tuple[NodeSpec, ...] = (
         modes=frozenset({"replay"}),
         param_files=("bag_player.yaml",),
         arg_params={"bag": "bag", "rate": "rate"},
+    ),
+    # --- real mode: the hardware drivers are the sensor source and actuator sink (config/drivers.yaml) ---
+    NodeSpec(
+        name="actuator_driver",
+        executable="actuator_driver",
+        module="exo.nodes.actuator_driver",
+        modes=frozenset({"real"}),
+        param_files=("drivers.yaml",),
+        # hardware runs on the system clock, and its sensors at their own rates and phases
+        mode_defaults={"real": {"use_sim_time": "false", "sync_inputs": "latest"}},
+    ),
+    NodeSpec(
+        name="imu_thigh_driver",
+        executable="imu_driver",
+        module="exo.nodes.imu_driver",
+        modes=frozenset({"real"}),
+        param_files=("drivers.yaml",),
+    ),
+    NodeSpec(
+        name="imu_shank_driver",
+        executable="imu_driver",
+        module="exo.nodes.imu_driver",
+        modes=frozenset({"real"}),
+        param_files=("drivers.yaml",),
+    ),
+    NodeSpec(
+        name="emg_driver",
+        executable="emg_driver",
+        module="exo.nodes.emg_driver",
+        modes=frozenset({"real"}),
+        param_files=("drivers.yaml",),
+        required=False,  # the safety monitor does not depend on EMG; the intent estimator reports its loss
+    ),
+    NodeSpec(
+        name="foot_pressure_driver",
+        executable="foot_pressure_driver",
+        module="exo.nodes.foot_pressure_driver",
+        modes=frozenset({"real"}),
+        param_files=("drivers.yaml",),
+        required=False,
     ),
 )
 

@@ -350,7 +350,10 @@ class SafetyMonitor:
             why = f"seq {seq!r} is not an integer"
         elif self._request is not None and t_s < self._request.t:
             why = f"older (t={t_s:.6g} s) than the request in force (t={self._request.t:.6g} s)"
-        elif self._t is not None and t_s > self._t + lim.request_timeout_s + _EPS_S:
+        elif self._t is not None and t_s > max(self._t, self._sensor_t.get(JOINT_STATES, self._t)) + \
+                lim.request_timeout_s + _EPS_S:
+            # "future" = beyond the newest knee sample received: on hardware the samples' stamps jitter,
+            # and the request for sample k+1 may come before step k+1 is decided (the last update is t_k)
             why = f"stamped in the future (t={t_s:.6g} s, last update t={self._t:.6g} s)"
         if why:
             self._rejected_requests += 1

@@ -116,7 +116,8 @@ def test_real_graph_on_the_emulated_rig_extends_the_knee_with_every_stream_flowi
     t = np.array([from_time_msg(m.header.stamp) for m in rig.joint])
     rate = (len(t) - 1) / (t[-1] - t[0])
     assert 80.0 < rate < 110.0, f"joint_states at {rate:.1f} Hz"
-    assert abs(t[-1] - time.time()) < 1.0  # system time, not sim time
+    # system time, not sim time (which would be ~8 s here, 1.8e9 s off); the margin absorbs host stalls
+    assert abs(t[-1] - time.time()) < 30.0
     assert len(rig.imu_thigh) > 300 and len(rig.imu_shank) > 300 and len(rig.foot) > 300
     assert rig.emg and all(p.sample_rate_hz == 250.0 and p.num_samples == 5 and len(p.channel_names) == 8
                            for p in rig.emg)
@@ -137,7 +138,7 @@ def test_a_silent_imu_gives_a_safe_stop(rig_factory):
     rig.probe.wait_for(lambda: "SAFE_STOP" in rig.states_since_start(), 40.0, "SAFE_STOP")
     stop = next(s for s in rig.started_status() if s.state_name == "SAFE_STOP")
     assert "imu_thigh" in stop.reason and "stale" in stop.reason
-    rig.probe.wait_for(lambda: rig.commands[-1].source == "safe_stop", 5.0, "a safe-stop command")
+    rig.probe.wait_for(lambda: rig.commands[-1].source == "safe_stop", 20.0, "a safe-stop command")
     assert abs(rig.commands[-1].torque) <= 10.0  # damping only, capped at safe_stop_torque_cap_nm
     # nothing stale was published as fresh: the last imu/thigh sample is older than the stop
     last_imu = from_time_msg(rig.imu_thigh[-1].header.stamp)
@@ -186,8 +187,9 @@ def test_garbage_frames_are_counted_and_dropped_and_what_is_published_is_valid(r
 
 def test_actuator_applies_zero_torque_when_torque_command_stops_and_on_shutdown(rig_factory):
     rig = rig_factory()
-    rig.run_for(1.5)
-    assert max(abs(m.effort[0]) for m in rig.joint[-50:]) > 1.0  # the PID is holding the leg
+    rig.probe.wait_for(lambda: len(rig.joint) > 50 and max(abs(m.effort[0]) for m in rig.joint[-50:]) > 1.0,
+                       30.0, "the PID holding the leg (motor torque > 1 N m)")
+    rig.graph.check()
     before = int(rig.diagnostics("actuator_driver").get("command_timeouts", "0"))
     rig.graph.kill("safety_monitor", signal.SIGKILL)  # no more torque_command
     rig.probe.wait_for(lambda: int(rig.diagnostics("actuator_driver").get("command_timeouts", "0")) > before,

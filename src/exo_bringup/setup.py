@@ -18,6 +18,7 @@ NODE_EXECUTABLES = {
     "sim_bridge": "exo.nodes.sim_bridge:main",
     "controller": "exo.nodes.controller:main",
     "safety_monitor": "exo.nodes.safety_monitor:main",
+    "intent_estimator": "exo.nodes.intent_estimator:main",
 }
 
 setup(
@@ -30,6 +31,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/urdf", glob("urdf/*")),
+        (f"share/{PACKAGE}/models/intent/lstm-reduced", glob("models/intent/lstm-reduced/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -78,6 +78,9 @@ LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
     ),
     "controller": LaunchArgument("pid", "Controller that produces torque_request.", str, ("sac", "pid", "zero")),
     "policy": LaunchArgument("", "Path of an exported policy (for controller:=sac); empty = the default one."),
+    "intent": LaunchArgument(
+        "false", "Run the intent_estimator (EMG LSTM -> intent topic).", bool, ("true", "false")
+    ),
 }
 
 
@@ -127,6 +130,15 @@ NODES: tuple[NodeSpec, ...] = (
         modes=frozenset(MODES),
         param_files=("task.yaml", "controllers.yaml"),
         arg_params={"controller": "controller", "policy": "policy"},
+    ),
+    NodeSpec(
+        name="intent_estimator",
+        executable="intent_estimator",
+        module="exo.nodes.intent_estimator",
+        modes=frozenset(MODES),
+        param_files=("intent_estimator.yaml",),
+        required=False,
+        enabled_by="intent",
     ),
     NodeSpec(
         name="sim_bridge",

@@ -139,19 +139,21 @@ class IntentEstimatorCore:
             if self.calibration is None:
                 self.held.append((t, f, kin))
                 if t - self.start_s >= self.calibration_s - 1e-9:
-                    self._calibrate()
-                out.append(Estimate(t, np.full(len(self.model.classes), 1.0 / len(self.model.classes)), 0, 0.0,
-                                    0.0))
+                    out.append(self._calibrate())  # the segment's last frame gets a real estimate
+                else:
+                    out.append(Estimate(t, np.full(len(self.model.classes), 1.0 / len(self.model.classes)), 0,
+                                        0.0, 0.0))
                 continue
             out.append(self._step(t, f, kin))
         return out
 
-    def _calibrate(self) -> None:
+    def _calibrate(self) -> Estimate:
         held = np.array([h[1] for h in self.held])
         self.calibration = Calibration.from_frames(held, len(self.channels))
-        for _t, f, kin in self.held:  # catch up: the model sees the calibration segment as in training
-            self._step(_t, f, kin)
+        for t, f, kin in self.held:  # catch up: the model sees the calibration segment as in training
+            last = self._step(t, f, kin)
         self.held = []
+        return last
 
     def _step(self, t: float, frame: np.ndarray, kin: tuple[float, float]) -> Estimate:
         x = model_inputs(frame[None, :], self.calibration,

@@ -175,7 +175,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = 
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         sched.step()
         f1 = val_f1()
         history.append({"epoch": epoch, "loss": total / len(order), "val_macro_f1": f1})

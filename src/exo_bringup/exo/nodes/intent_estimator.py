@@ -4,8 +4,9 @@ A thin rclpy shell around :class:`exo.intent.online.IntentEstimatorCore`: it sub
 ``emg`` (and ``joint_states`` when the model uses kinematics), hands every packet to the
 core and publishes each estimate on ``intent`` stamped with the end of its EMG window.
 With 50 Hz packets of 20 ms it publishes at 50 Hz. A bad packet (wrong rate, channels or
-length, NaN/inf samples) is dropped, counted per reason and named in a throttled warning;
-``rejected_packets`` totals them in the node's log at shutdown.
+length, NaN/inf samples) is dropped, counted per reason and named in a warning (at the
+1st, 10th, 100th and every 1000th of each reason); ``rejected_packets`` totals them in the
+node's log at shutdown.
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ class IntentEstimatorNode(Node):
                                        np.asarray(msg.samples, dtype=np.float32), self.knee)
         except PacketError as exc:
             self.rejected[exc.reason] += 1
-            self.get_logger().warning(f"EMG packet rejected ({exc}); {self.rejected[exc.reason]} "
-                                      f"'{exc.reason}' rejection(s) so far", throttle_duration_sec=1.0)
+            count = self.rejected[exc.reason]
+            if count in (1, 10, 100) or count % 1000 == 0:  # per reason, independent of the (sim) clock
+                self.get_logger().warning(f"EMG packet rejected ({exc}); {count} '{exc.reason}' rejection(s) so far")
             return
         for e in estimates:
             out = IntentEstimate(header=convert.header(e.time_s, msg.header.frame_id or "emg"))

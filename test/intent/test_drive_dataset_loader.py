@@ -126,3 +126,22 @@ def test_bad_recordings_name_the_problem(tmp_path):
         load_recording(tmp_path / "d.csv")
     with pytest.raises(RecordingError, match="unknown format"):
         load_recording((tmp_path / "e.txt", (tmp_path / "e.txt").write_text("x"))[0])
+
+
+def test_full_twin_takes_the_voluntary_drive_and_each_electrode_sees_its_own_myoleg_muscle():
+    from exo.intent.emg_synth import CHANNELS, EmgSynthesizer, source_indices
+
+    twin = make_twin("full")
+    state = twin.reset(0, seed=0)
+    names = list(state.muscle_names)
+    idx = source_indices(names)
+    assert [names[i] for i in idx] == [c[1] for c in CHANNELS]
+    twin.set_voluntary_drive(0.0, 0.5)
+    for _ in range(20):
+        state = twin.step(0.0)
+    twin.set_voluntary_drive(0.0, 0.0)
+    acts = np.asarray(state.muscle_activations)
+    assert acts[names.index("vasmed_r")] > 0.3 and acts[names.index("semiten_r")] < 0.05
+    emg = EmgSynthesizer(names, seed=1).generate_series(np.tile(acts, (50, 1)), 0.01)
+    rms = np.std(emg[100:], axis=0)
+    assert rms[0] > 3 * rms[4]  # vastus medialis electrode vs semitendinosus electrode

@@ -30,14 +30,14 @@ def test_sim_bridge_emg_drives_the_intent_estimator_and_the_controller_reads_it(
                                                                                   controller):
     intents = probe.subscribe(contract.INTENT)
     emg = probe.subscribe(contract.EMG)
-    commands = probe.subscribe(contract.TORQUE_COMMAND)
+    commands = probe.subscribe(contract.TORQUE_REQUEST)
     joint = probe.subscribe(contract.JOINT_STATES)
     params = _params(tmp_path, "/**/sim_bridge:\n  ros__parameters:\n    emg:\n      voluntary: user\n"
                                "/**/controller:\n  ros__parameters:\n    use_intent: true\n")
     graph = processes.graph("sim", controller=controller, level="2", lockstep="true", intent="true",
                             params_file=params)
     probe.wait_for_nodes(["sim_bridge", "controller", "safety_monitor", "intent_estimator"], timeout_s=60.0)
-    end = CALIBRATION_S + 2.0
+    end = CALIBRATION_S + 3.0
     probe.wait_for(lambda: bool(joint) and from_time_msg(joint[-1].header.stamp) >= end, 240.0,
                    f"sim time {end} s")
     probe.spin_for(1.0)
@@ -49,16 +49,18 @@ def test_sim_bridge_emg_drives_the_intent_estimator_and_the_controller_reads_it(
     assert np.allclose(np.diff(t_emg), 0.02, atol=1e-6)
     # intent: one estimate per packet (50 Hz), stamped at the end of its window
     t = np.array([from_time_msg(m.header.stamp) for m in intents])
-    assert len(intents) >= 0.9 * 50 * end
-    assert np.allclose(np.diff(t), 0.02, atol=1e-6)
+    assert len(intents) >= 0.9 * 50 * end  # "latest value" QoS (depth 1): a few may be superseded in flight
+    assert np.all(np.diff(t) > 0) and np.allclose(t / 0.02, np.round(t / 0.02), atol=1e-4)
     for m in intents:
         assert list(m.class_names) == list(CLASSES)
         assert math.isclose(sum(m.probabilities), 1.0, abs_tol=1e-4)
         assert math.isfinite(m.predicted_knee_velocity)
-    calibrating = [m.confidence for m, ti in zip(intents, t, strict=True) if ti < CALIBRATION_S - 1e-6]
-    live = [m.confidence for m, ti in zip(intents, t, strict=True) if ti >= CALIBRATION_S]
-    assert calibrating and max(calibrating) == 0.0
-    assert live and min(live) > 0.3
+    # confidence 0 during the calibration (the first CALIBRATION_S s of EMG the node received; it may
+    # have joined after the first packets), then real estimates (top probability > 1/3) from then on
+    conf = np.array([m.confidence for m in intents])
+    switch = int(np.argmax(conf > 0.0))
+    assert switch > 0 and t[switch] >= CALIBRATION_S - 1e-6
+    assert np.all(conf[:switch] == 0.0) and np.all(conf[switch:] > 0.34)
     # the controller with use_intent on keeps answering every step with finite torques
     t_cmd = np.array([from_time_msg(c.header.stamp) for c in commands])
     assert t_cmd[-1] >= end - 0.1

@@ -17,6 +17,7 @@ test: setup
 bench: setup
 	$(VENV)/bin/python bench/bench_twin.py --out bench/results/twin.json
 	$(VENV)/bin/python bench/bench_graph.py --duration 60 --out bench/results/graph.json
+	$(VENV)/bin/python bench/bench_intent.py --out bench/results/intent.json
 
 clean:
 	rm -rf $(VENV) runs out build install log

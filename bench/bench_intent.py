@@ -2,7 +2,8 @@
 
 - **Quality**: the model (default: the committed ``models/intent/lstm-reduced``) runs statefully
   over every held-out twin subject (``exo.intent.train.subject_seeds("test", n)``, never used in
-  training or validation), exactly as ``exo eval-intent``; per-level and overall metrics.
+  training or validation), each in a transparent exo and in one driven by the PID (the
+  card's controllers), as ``exo eval-intent``; per-level and overall metrics.
 - **Latency**: the work of one window in the intent_estimator, ``--windows`` times: a 20 ms
   packet (20 samples x 8 channels) through the streaming band-pass/notch, the features of the
   200 ms window, the input vector and one stateful LSTM step (numpy, one thread). Measured
@@ -47,20 +48,26 @@ def main() -> int:
     model_dir = a.model or models_dir() / "intent" / "lstm-reduced"
     model = NumpyIntentModel(model_dir)
     t0 = time.perf_counter()
-    sessions = load_sessions(subject_seeds("test", a.subjects), a.duration, model.card["train_config"]["twin"],
-                             a.cache, log=lambda line: print(line, flush=True))
-    frames = [session_frames(s, model.feature_config, model.calibrated, model.kinematics) for s in sessions]
-    metrics = evaluate_model(model_dir, frames).to_dict()
+    controllers = model.card["train_config"].get("controllers", ["zero"])
+    frames: dict[str, list] = {}
+    for controller in controllers:
+        sessions = load_sessions(subject_seeds("test", a.subjects), a.duration, model.card["train_config"]["twin"],
+                                 a.cache, log=lambda line: print(line, flush=True), controller=controller)
+        frames[controller] = [session_frames(s, model.feature_config, model.calibrated, model.kinematics,
+                                             model.emg) for s in sessions]
+    by_controller = {c: evaluate_model(model_dir, f).to_dict() for c, f in frames.items()}
+    metrics = evaluate_model(model_dir, [f for c in controllers for f in frames[c]]).to_dict()
     t_eval = time.perf_counter() - t0
     latency = inference_latency(model, a.windows)
 
-    print(f"model {model_dir} ({model.model_id}); {a.subjects} held-out subjects x {a.duration:g} s")
-    print("level  accuracy  macro-F1  vel RMSE  onset median  onset p90  misses")
-    rows = [(k, v) for k, v in metrics["per_level"].items()] + [("all", metrics)]
-    for name, v in rows:
-        print(f"{name:>5}  {v['accuracy']:8.3f}  {v['macro_f1']:8.3f}  {v['velocity_rmse_rad_s']:8.3f}  "
-              f"{v['onset_delay_median_s'] * 1e3:9.0f} ms  {v['onset_delay_p90_s'] * 1e3:6.0f} ms  "
-              f"{v['onset_misses']}/{v['onsets']}")
+    print(f"model {model_dir} ({model.model_id}); {a.subjects} held-out subjects x {a.duration:g} s, "
+          f"each with the exo under {', '.join(controllers)}")
+    print("exo    level  accuracy  macro-F1  vel RMSE  onset median  onset p90  misses")
+    for ctrl, m in [*by_controller.items(), ("both", metrics)]:
+        for name, v in [*m["per_level"].items(), ("all", m)]:
+            print(f"{ctrl:>5}  {name:>5}  {v['accuracy']:8.3f}  {v['macro_f1']:8.3f}  {v['velocity_rmse_rad_s']:8.3f}  "
+                  f"{v['onset_delay_median_s'] * 1e3:9.0f} ms  {v['onset_delay_p90_s'] * 1e3:6.0f} ms  "
+                  f"{v['onset_misses']}/{v['onsets']}")
     print(f"latency per window: p50 {latency['p50'] * 1e3:.3f} ms  p99 {latency['p99'] * 1e3:.3f} ms  "
           f"max {latency['max'] * 1e3:.3f} ms  ({latency['n']} windows)")
     done = {
@@ -72,7 +79,7 @@ def main() -> int:
     print("criteria: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in done.items()))
     result = {
         "model": str(model_dir), "model_id": model.model_id, "subjects": a.subjects, "duration_s": a.duration,
-        "metrics": metrics, "latency_s": latency, "criteria": done, "eval_wall_s": t_eval,
+        "metrics": metrics, "metrics_by_controller": by_controller, "latency_s": latency, "criteria": done, "eval_wall_s": t_eval,
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
                     "loadavg": os.getloadavg()},
     }

@@ -123,4 +123,6 @@ def test_training_end_to_end_writes_a_model_and_its_card(tmp_path):
     assert saved["data"]["test"] == [[i % 4, 900_000 + i] for i in range(4)]
     assert not set(map(tuple, saved["data"]["train"])) & set(map(tuple, saved["data"]["test"]))
     assert card["input_layout"][-2:] == ["knee_angle_rad", "knee_velocity_rad_s/2"]
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 12
+    assert set(saved["test_metrics_by_controller"]) == {"zero", "pid"}  # every test subject under both
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 4 + 4 + 2 * 4
+    assert len(list((tmp_path / "cache").glob("*-pid-*.npz"))) == 4

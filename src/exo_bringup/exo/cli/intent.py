@@ -30,18 +30,27 @@ def train_intent_command(
                                              help="Fuse knee angle/velocity from joint_states.")] = True,
     calibrated: Annotated[bool, typer.Option("--calibrated/--uncalibrated",
                                              help="Normalise by each subject's calibration segment.")] = True,
+    emg: Annotated[bool, typer.Option("--emg/--kinematics-only",
+                                      help="Use the EMG features (--kinematics-only: the ablation without EMG).")] = True,
     cache: Annotated[Path, typer.Option(help="Folder caching the simulated sessions.")] = DEFAULT_CACHE,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
+    controllers: Annotated[str, typer.Option(
+        help="Comma-separated exo controllers of the sessions, in turn (zero = transparent, pid).")] = "zero,pid",
 ) -> None:
     """Simulate subjects in the twin, train the intent LSTM, evaluate it on held-out subjects, export it."""
     from exo.intent.train import TrainConfig, train
 
     cfg = TrainConfig(train_subjects=train_subjects, val_subjects=val_subjects, test_subjects=test_subjects,
                       duration_s=duration, seed=seed, hidden=hidden, epochs=epochs, kinematics=kinematics,
-                      calibrated=calibrated, window_s=window, threads=threads)
+                      calibrated=calibrated, emg=emg, window_s=window, threads=threads,
+                      controllers=tuple(c.strip() for c in controllers.split(",") if c.strip()))
     t0 = time.perf_counter()
     card = train(cfg, out, cache_dir=cache, log=lambda line: print(line, flush=True))
     print(f"done in {(time.perf_counter() - t0) / 60:.1f} min -> {out} (card.json: test_metrics)", flush=True)
+    for name, m in card["test_metrics_by_controller"].items():
+        print(f"held-out subjects, exo controller {name}:")
+        _print_levels(m)
+    print("held-out subjects, both:")
     _print_levels(card["test_metrics"])
 
 
@@ -61,6 +70,9 @@ def eval_intent_command(
     duration: Annotated[float, typer.Option(min=20.0, help="Session length per subject, s.")] = 60.0,
     data: Annotated[list[Path] | None, typer.Option(
         help="Recorded sessions (.npz/.csv, docs/intent.md) instead of twin subjects (repeatable).")] = None,
+    controller: Annotated[str, typer.Option(
+        help="Exo controller during the twin sessions: zero (transparent, as in training) or pid (knee driven "
+             "to the extension target, the user works against it).")] = "zero",
     cache: Annotated[Path, typer.Option(help="Folder caching the simulated sessions.")] = DEFAULT_CACHE,
     out: Annotated[Path | None, typer.Option(help="Write the metrics as JSON here.")] = None,
 ) -> None:
@@ -79,8 +91,8 @@ def eval_intent_command(
     try:
         sessions = ([load_recording(p) for p in data] if data else
                     load_sessions(subject_seeds("test", subjects), duration, m.card["train_config"]["twin"], cache,
-                                  log=lambda line: print(line, flush=True)))
-        frames = [session_frames(s, m.feature_config, m.calibrated, m.kinematics) for s in sessions]
+                                  log=lambda line: print(line, flush=True), controller=controller))
+        frames = [session_frames(s, m.feature_config, m.calibrated, m.kinematics, m.emg) for s in sessions]
     except (RecordingError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

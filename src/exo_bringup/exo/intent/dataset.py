@@ -51,9 +51,23 @@ class Session:
 
 
 def simulate_session(level: int, seed: int, duration_s: float = 60.0, twin: object | None = None,
-                     sample_rate_hz: float = 1000.0, twin_kind: str = "reduced") -> Session:
-    """Simulate one subject (MAS ``level``, ``seed``) for ``duration_s`` seconds of transparent exo."""
+                     sample_rate_hz: float = 1000.0, twin_kind: str = "reduced", controller: str = "zero",
+                     target_rad: float = 0.2) -> Session:
+    """Simulate one subject (MAS ``level``, ``seed``) for ``duration_s`` seconds.
+
+    ``controller``: the exo's controller ("zero" = transparent; "pid" etc. with the gains of
+    ``config/controllers.yaml``, driving the knee to ``target_rad`` as in the extension task).
+    """
     from exo.twin import make_twin
+
+    ctrl = None
+    if controller != "zero":
+        from exo.control import load_controller_params, make_controller
+        from exo.envs.observation import build_observation
+
+        ctrl = make_controller(controller, **load_controller_params(controller))
+        ctrl.reset()
+    last_action = 0.0
 
     tw = twin if twin is not None else make_twin(twin_kind)
     state = tw.reset(level, seed=seed)
@@ -69,7 +83,12 @@ def simulate_session(level: int, seed: int, duration_s: float = 60.0, twin: obje
     for k in range(n):
         cmd = user.step(dt, state.measurements.exo_knee_angle_rad)
         tw.set_voluntary_drive(cmd.flexor, cmd.extensor)
-        state = tw.step(0.0)
+        torque = 0.0
+        if ctrl is not None:
+            obs = build_observation(state.measurements, target_rad, last_action, k * dt)
+            torque = float(ctrl.act(obs))
+            last_action = max(-1.0, min(1.0, torque / tw.max_exo_torque_nm))
+        state = tw.step(torque)
         intent[k], vel[k] = cmd.intent, cmd.velocity_rad_s
         angle[k] = state.measurements.exo_knee_angle_rad
         knee_v[k] = state.measurements.exo_knee_velocity_rad_s
@@ -93,12 +112,13 @@ class Frames:
 
 
 def session_frames(session: Session, config: FeatureConfig, calibrated: bool = True,
-                   kinematics: bool = True) -> Frames:
+                   kinematics: bool = True, emg: bool = True) -> Frames:
     """Frames of a session (features of the window ending every ``hop_s``), labelled per frame.
 
     The label of a frame is that of the control step holding its last sample; kinematics
     are the knee state at the end of that step (as joint_states would carry). With
     ``calibrated`` the amplitude scales come from the session's calibration segment.
+    ``emg=False`` keeps only the kinematics (the kinematics-only ablation).
     """
     if abs(session.sample_rate_hz - config.sample_rate_hz) > 1e-6:
         raise ValueError(f"session sampled at {session.sample_rate_hz} Hz, model expects {config.sample_rate_hz} Hz")
@@ -115,4 +135,8 @@ def session_frames(session: Session, config: FeatureConfig, calibrated: bool = T
         cal = Calibration.uncalibrated(c)
     kin = np.column_stack([session.knee_angle_rad[step], session.knee_velocity_rad_s[step]]) if kinematics else None
     x = model_inputs(frames, cal, kin)
+    if not emg:
+        if kin is None:
+            raise ValueError("a model needs EMG or kinematics inputs")
+        x = x[:, -2:]
     return Frames(x, session.intent[step], session.velocity_rad_s[step], t, session.level, session.seed)

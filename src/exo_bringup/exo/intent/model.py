@@ -26,10 +26,10 @@ from exo.intent.features import FEATURES, FeatureConfig
 VELOCITY_SCALE_RAD_S = 1.5
 
 
-def input_names(channel_names: tuple[str, ...], kinematics: bool) -> list[str]:
+def input_names(channel_names: tuple[str, ...], kinematics: bool, emg: bool = True) -> list[str]:
     """Names of the model's input columns (the card's ``input_layout``)."""
-    names = [f"log_{f}/{ch}" for f in ("mav", "rms", "wl") for ch in channel_names]
-    names += [f"{f}/{ch}" for f in ("zc", "ssc") for ch in channel_names]
+    names = [f"log_{f}/{ch}" for f in ("mav", "rms", "wl") for ch in channel_names] if emg else []
+    names += [f"{f}/{ch}" for f in ("zc", "ssc") for ch in channel_names] if emg else []
     if kinematics:
         names += ["knee_angle_rad", "knee_velocity_rad_s/2"]
     return names
@@ -68,7 +68,8 @@ def export(model: Any, out_dir: str | Path, card: dict[str, Any]) -> Path:
     return out
 
 
-def base_card(config: FeatureConfig, kinematics: bool, calibrated: bool, hidden: int) -> dict[str, Any]:
+def base_card(config: FeatureConfig, kinematics: bool, calibrated: bool, hidden: int,
+              emg: bool = True) -> dict[str, Any]:
     """The card entries that describe the model's inputs and outputs."""
     return {
         "model": "intent-lstm",
@@ -77,9 +78,10 @@ def base_card(config: FeatureConfig, kinematics: bool, calibrated: bool, hidden:
         "features": list(FEATURES),
         "feature_config": asdict(config),
         "kinematics": kinematics,
+        "emg": emg,
         "calibrated": calibrated,
         "hidden": hidden,
-        "input_layout": input_names(CHANNEL_NAMES, kinematics),
+        "input_layout": input_names(CHANNEL_NAMES, kinematics, emg),
         "velocity_scale_rad_s": VELOCITY_SCALE_RAD_S,
         "outputs": {"probabilities": "softmax over classes", "velocity_rad_s": "intended knee velocity, + = flexion"},
     }
@@ -120,6 +122,7 @@ class NumpyIntentModel:
         self.classes: tuple[str, ...] = tuple(self.card["classes"])
         self.channel_names: tuple[str, ...] = tuple(self.card["channel_names"])
         self.kinematics = bool(self.card["kinematics"])
+        self.emg = bool(self.card.get("emg", True))
         self.calibrated = bool(self.card["calibrated"])
         self.model_id = f"{self.card.get('model', 'intent-lstm')}@{self.card.get('commit', 'unknown')[:12]}"
         self.reset()

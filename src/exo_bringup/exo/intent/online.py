@@ -66,6 +66,8 @@ class IntentEstimatorCore:
     """
 
     def __init__(self, model: NumpyIntentModel, calibration_s: float = CALIBRATION_S, max_gap_s: float = 0.05) -> None:
+        if not model.emg:
+            raise ValueError("the intent estimator needs a model with EMG inputs (this one uses kinematics only)")
         self.model = model
         self.config = model.feature_config
         self.channels = model.channel_names

@@ -3,7 +3,8 @@
 Subjects: split ``s`` subject ``i`` has spasticity level ``i % 4`` and seed
 ``SPLIT_BASE[s] + i`` (``train`` seeds also offset by ``1000 * seed``): the test
 subjects are the same for every training seed and never appear in training or
-validation. Sessions are cached as ``.npz`` under ``<out>/../.cache-intent`` (or
+validation. Training/validation subjects sit in a transparent exo or one driven by the
+PID to the task's target (``controllers``, in turn); each test subject is evaluated in both. Sessions are cached as ``.npz`` under ``<out>/../.cache-intent`` (or
 ``cache_dir``) so ablations reuse them.
 
 Training (torch, CPU): random chunks of ``seq_frames`` frames from every training
@@ -44,6 +45,10 @@ class TrainConfig:
         epochs, batch, seq_frames, lr: optimisation (seq_frames x 20 ms per chunk).
         velocity_weight: weight of the velocity loss.
         kinematics: feed knee angle/velocity to the model.
+        emg: feed the EMG features to the model (False: the kinematics-only ablation).
+        controllers: exo controllers of the training/validation sessions, in turn per group of
+            four subjects ("zero" = transparent, "pid" = knee driven to the task's target);
+            every test subject is evaluated under each of them.
         calibrated: normalise amplitudes by each subject's calibration segment.
         window_s: feature window, s.
     """
@@ -62,6 +67,8 @@ class TrainConfig:
     velocity_weight: float = 0.5
     kinematics: bool = True
     calibrated: bool = True
+    emg: bool = True
+    controllers: tuple[str, ...] = ("zero", "pid")
     window_s: float = 0.2
     threads: int = 1
     extra: dict = field(default_factory=dict)
@@ -73,16 +80,24 @@ def subject_seeds(split: str, n: int, seed: int = 0) -> list[tuple[int, int]]:
     return [(i % 4, base + i) for i in range(n)]
 
 
+def split_controllers(n: int, controllers: tuple[str, ...]) -> list[str]:
+    """The exo controller of each of ``n`` subjects: ``controllers`` in turn per group of 4 (all levels each)."""
+    return [controllers[(i // 4) % len(controllers)] for i in range(n)]
+
+
 def load_sessions(subjects: list[tuple[int, int]], duration_s: float, twin: str, cache_dir: Path,
-                  log=print) -> list[Session]:
-    """Simulate (or read from the cache) one session per (level, seed)."""
+                  log=print, controller: str | list[str] = "zero") -> list[Session]:
+    """Simulate (or read from the cache) one session per (level, seed), the exo run by ``controller``
+    (one name for all, or one per subject)."""
+    controllers = [controller] * len(subjects) if isinstance(controller, str) else list(controller)
     from exo.twin import make_twin
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     tw = None
     out = []
-    for level, seed in subjects:
-        path = cache_dir / f"{twin}-L{level}-s{seed}-{duration_s:g}s.npz"
+    for (level, seed), controller in zip(subjects, controllers, strict=True):
+        tag = "" if controller == "zero" else f"-{controller}"
+        path = cache_dir / f"{twin}{tag}-L{level}-s{seed}-{duration_s:g}s.npz"
         if path.is_file():
             d = np.load(path)
             out.append(Session(d["emg_v"], float(d["fs"]), tuple(str(c) for c in d["channels"]), float(d["step_s"]),
@@ -90,7 +105,7 @@ def load_sessions(subjects: list[tuple[int, int]], duration_s: float, twin: str,
             continue
         tw = tw if tw is not None else make_twin(twin)
         t0 = time.perf_counter()
-        s = simulate_session(level, seed, duration_s, twin=tw)
+        s = simulate_session(level, seed, duration_s, twin=tw, controller=controller)
         np.savez_compressed(path, emg_v=s.emg_v, fs=s.sample_rate_hz, channels=np.array(s.channel_names),
                             step_s=s.step_s, intent=s.intent, velocity=s.velocity_rad_s, angle=s.knee_angle_rad,
                             knee_v=s.knee_velocity_rad_s, cal_s=s.calibration_s)
@@ -120,10 +135,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = 
     fc = FeatureConfig(window_s=cfg.window_s)
     t_start = time.perf_counter()
     frames: dict[str, list[Frames]] = {}
-    for split, n in (("train", cfg.train_subjects), ("val", cfg.val_subjects), ("test", cfg.test_subjects)):
-        log(f"{split}: {n} subjects x {cfg.duration_s:g} s")
-        sessions = load_sessions(subject_seeds(split, n, cfg.seed), cfg.duration_s, cfg.twin, cache, log)
-        frames[split] = [session_frames(s, fc, cfg.calibrated, cfg.kinematics) for s in sessions]
+    for split, n in (("train", cfg.train_subjects), ("val", cfg.val_subjects)):
+        log(f"{split}: {n} subjects x {cfg.duration_s:g} s, exo: {', '.join(cfg.controllers)} in turn")
+        sessions = load_sessions(subject_seeds(split, n, cfg.seed), cfg.duration_s, cfg.twin, cache, log,
+                                 split_controllers(n, cfg.controllers))
+        frames[split] = [session_frames(s, fc, cfg.calibrated, cfg.kinematics, cfg.emg) for s in sessions]
+    test_frames: dict[str, list[Frames]] = {}
+    for controller in cfg.controllers:
+        log(f"test: {cfg.test_subjects} subjects x {cfg.duration_s:g} s, exo: {controller}")
+        sessions = load_sessions(subject_seeds("test", cfg.test_subjects), cfg.duration_s, cfg.twin, cache, log,
+                                 controller)
+        test_frames[controller] = [session_frames(s, fc, cfg.calibrated, cfg.kinematics, cfg.emg)
+                                   for s in sessions]
     t_data = time.perf_counter() - t_start
 
     x_all = np.concatenate([f.x for f in frames["train"]])
@@ -185,13 +208,16 @@ def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = 
     t_train = time.perf_counter() - t_train0
     model.load_state_dict(best[1])
 
-    card = base_card(fc, cfg.kinematics, cfg.calibrated, cfg.hidden)
+    card = base_card(fc, cfg.kinematics, cfg.calibrated, cfg.hidden, cfg.emg)
     card.update({
         "commit": _git_commit(),
         "train_config": asdict(cfg),
         "command": f"exo train-intent --out {out} --seed {cfg.seed}",
         "data": {split: [list(s) for s in subject_seeds(split, n, cfg.seed)] for split, n in
                  (("train", cfg.train_subjects), ("val", cfg.val_subjects), ("test", cfg.test_subjects))},
+        "data_controllers": {"train": split_controllers(cfg.train_subjects, cfg.controllers),
+                             "val": split_controllers(cfg.val_subjects, cfg.controllers),
+                             "test": f"every test subject under each of {list(cfg.controllers)}"},
         "best_epoch": best[2],
         "val_macro_f1": best[0],
         "history": history,
@@ -199,12 +225,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = 
         "torch": torch.__version__,
     })
     export(model, out, card)
-    metrics = evaluate_model(out, frames["test"])
+    metrics = evaluate_model(out, [f for c in cfg.controllers for f in test_frames[c]])
     card["test_metrics"] = metrics.to_dict()
+    card["test_metrics_by_controller"] = {c: evaluate_model(out, test_frames[c]).to_dict() for c in cfg.controllers}
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    log(f"test (held-out subjects): macro-F1 {metrics.macro_f1:.3f}, accuracy {metrics.accuracy:.3f}, "
-        f"velocity RMSE {metrics.velocity_rmse_rad_s:.3f} rad/s, onset delay median "
-        f"{metrics.onset_delay_median_s * 1000:.0f} ms p90 {metrics.onset_delay_p90_s * 1000:.0f} ms")
+    for name, m in [("all", card["test_metrics"]), *card["test_metrics_by_controller"].items()]:
+        log(f"test (held-out subjects, exo {name}): macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f}, "
+            f"velocity RMSE {m['velocity_rmse_rad_s']:.3f} rad/s, onset delay median "
+            f"{m['onset_delay_median_s'] * 1000:.0f} ms p90 {m['onset_delay_p90_s'] * 1000:.0f} ms")
     return card
 
 

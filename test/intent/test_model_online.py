@@ -107,6 +107,10 @@ def test_metrics_on_known_predictions():
     assert per[2] == 0.0 and per[HOLD] > 0.5
     assert f1 == pytest.approx(np.mean(per))
     assert len(per) == len(CLASSES)
+    # a class absent from the labels has no F1 and is left out of the mean; its false alarms still cost
+    f1_absent, per_absent = macro_f1(np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1]))
+    assert np.isnan(per_absent[2])
+    assert f1_absent == pytest.approx((2 / 3 + 1.0) / 2)
 
 
 def test_training_end_to_end_writes_a_model_and_its_card(tmp_path):

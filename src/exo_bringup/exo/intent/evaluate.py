@@ -2,7 +2,8 @@
 
 Per frame (one estimate per 20 ms), after each session's calibration segment:
 
-- accuracy and macro-F1 over the classes (F1 per class, unweighted mean);
+- accuracy and macro-F1 (F1 per class, unweighted mean over the classes present in the
+  labels; supports and prediction counts per class are reported alongside);
 - velocity RMSE, rad/s (predicted vs intended knee velocity);
 - onset detection delay, s: for every switch of the label from *hold* to a movement,
   the time from the switch (the start of the drive's onset ramp) to the end of the
@@ -23,14 +24,23 @@ from exo.intent.model import NumpyIntentModel
 
 
 def macro_f1(true: np.ndarray, pred: np.ndarray, n_classes: int = len(CLASSES)) -> tuple[float, list[float]]:
-    """(macro-F1, per-class F1) of integer labels."""
+    """(macro-F1, per-class F1) of integer labels.
+
+    The macro mean is over the classes present in ``true`` (a class without support has no
+    defined F1: its per-class entry is NaN). False predictions of an absent class still cost
+    the present classes' recall.
+    """
     f1s = []
     for c in range(n_classes):
         tp = float(np.sum((pred == c) & (true == c)))
         fp = float(np.sum((pred == c) & (true != c)))
         fn = float(np.sum((pred != c) & (true == c)))
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1s)), f1s
+        if tp + fn == 0:
+            f1s.append(float("nan"))
+        else:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    present = [f for f in f1s if not np.isnan(f)]
+    return (float(np.mean(present)) if present else float("nan")), f1s
 
 
 def onset_delays(true: np.ndarray, pred: np.ndarray, time_s: np.ndarray) -> tuple[list[float], int]:
@@ -71,6 +81,8 @@ class IntentMetrics:
     accuracy: float
     macro_f1: float
     f1_per_class: list[float]
+    support_per_class: list[int]
+    predicted_per_class: list[int]
     velocity_rmse_rad_s: float
     onset_delay_median_s: float
     onset_delay_p90_s: float
@@ -91,6 +103,8 @@ def _metrics(true, pred, vel_true, vel_pred, delays, misses) -> dict[str, float]
         "accuracy": float(np.mean(true == pred)) if len(true) else float("nan"),
         "macro_f1": f1,
         "f1_per_class": per,
+        "support_per_class": [int(np.sum(true == c)) for c in range(len(CLASSES))],
+        "predicted_per_class": [int(np.sum(pred == c)) for c in range(len(CLASSES))],
         "velocity_rmse_rad_s": float(np.sqrt(np.mean((vel_true - vel_pred) ** 2))) if len(true) else float("nan"),
         "onset_delay_median_s": float(np.median(delays)) if delays else float("nan"),
         "onset_delay_p90_s": float(np.percentile(delays, 90)) if delays else float("nan"),

@@ -145,3 +145,27 @@ def test_full_twin_takes_the_voluntary_drive_and_each_electrode_sees_its_own_myo
     emg = EmgSynthesizer(names, seed=1).generate_series(np.tile(acts, (50, 1)), 0.01)
     rms = np.std(emg[100:], axis=0)
     assert rms[0] > 3 * rms[4]  # vastus medialis electrode vs semitendinosus electrode
+
+
+def test_training_on_recorded_sessions(tmp_path):
+    """A lab's files (here twin sessions saved in the documented format, two channels renamed) train a model."""
+    import json
+
+    from exo.intent.train import TrainConfig, train
+
+    files = {}
+    for split, seeds in (("train", (1, 2)), ("val", (3,)), ("test", (4,))):
+        files[split] = []
+        for seed in seeds:
+            s = simulate_session(level=seed % 4, seed=seed, duration_s=20.0)
+            s.channel_names = ("vm", "rf", *s.channel_names[2:])
+            files[split].append(save_npz(s, tmp_path / f"{split}-{seed}.npz"))
+    card = train(TrainConfig(epochs=1, hidden=8, seq_frames=100), tmp_path / "m", recorded=files,
+                 log=lambda _line: None)
+    saved = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert saved["channel_names"][:2] == ["vm", "rf"]
+    assert saved["data"]["test"] == [str(files["test"][0])]
+    assert set(saved["test_metrics_by_controller"]) == {"recorded"}
+    assert card["test_metrics"]["frames"] > 0
+    with pytest.raises(RecordingError, match="train, val and test"):
+        train(TrainConfig(epochs=1), tmp_path / "x", recorded={"train": files["train"]}, log=lambda _line: None)

@@ -36,6 +36,11 @@ def train_intent_command(
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
     controllers: Annotated[str, typer.Option(
         help="Comma-separated exo controllers of the sessions, in turn (zero = transparent, pid).")] = "zero,pid",
+    train_data: Annotated[list[Path] | None, typer.Option(
+        help="Recorded sessions (.npz/.csv, docs/intent.md) to train on instead of the twin (repeatable; "
+             "needs --val-data and --test-data too).")] = None,
+    val_data: Annotated[list[Path] | None, typer.Option(help="Recorded validation sessions (repeatable).")] = None,
+    test_data: Annotated[list[Path] | None, typer.Option(help="Recorded held-out sessions (repeatable).")] = None,
 ) -> None:
     """Simulate subjects in the twin, train the intent LSTM, evaluate it on held-out subjects, export it."""
     from exo.intent.train import TrainConfig, train
@@ -44,8 +49,17 @@ def train_intent_command(
                       duration_s=duration, seed=seed, hidden=hidden, epochs=epochs, kinematics=kinematics,
                       calibrated=calibrated, emg=emg, window_s=window, threads=threads,
                       controllers=tuple(c.strip() for c in controllers.split(",") if c.strip()))
+    from exo.intent.loader import RecordingError
+
+    recorded = None
+    if train_data or val_data or test_data:
+        recorded = {"train": list(train_data or []), "val": list(val_data or []), "test": list(test_data or [])}
     t0 = time.perf_counter()
-    card = train(cfg, out, cache_dir=cache, log=lambda line: print(line, flush=True))
+    try:
+        card = train(cfg, out, cache_dir=cache, log=lambda line: print(line, flush=True), recorded=recorded)
+    except RecordingError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     print(f"done in {(time.perf_counter() - t0) / 60:.1f} min -> {out} (card.json: test_metrics)", flush=True)
     for name, m in card["test_metrics_by_controller"].items():
         print(f"held-out subjects, exo controller {name}:")

@@ -109,6 +109,7 @@ class Frames:
     time_s: np.ndarray  # (n_frames,) end of each frame's window, s from the session start
     level: int
     seed: int
+    calibration_s: float = CALIBRATION_S  # frames ending before this are the calibration segment
 
 
 def session_frames(session: Session, config: FeatureConfig, calibrated: bool = True,
@@ -139,4 +140,5 @@ def session_frames(session: Session, config: FeatureConfig, calibrated: bool = T
         if kin is None:
             raise ValueError("a model needs EMG or kinematics inputs")
         x = x[:, -2:]
-    return Frames(x, session.intent[step], session.velocity_rad_s[step], t, session.level, session.seed)
+    return Frames(x, session.intent[step], session.velocity_rad_s[step], t, session.level, session.seed,
+                  session.calibration_s)

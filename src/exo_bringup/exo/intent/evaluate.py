@@ -123,11 +123,13 @@ def predict_sessions(model: NumpyIntentModel, sessions: list[Frames]) -> list[tu
     return out
 
 
-def evaluate(sessions: list[Frames], predictions: list[tuple[np.ndarray, np.ndarray]], skip_s: float) -> IntentMetrics:
-    """Metrics of ``predictions`` on ``sessions``, ignoring frames ending before ``skip_s`` (calibration)."""
+def evaluate(sessions: list[Frames], predictions: list[tuple[np.ndarray, np.ndarray]],
+             skip_s: float | None = None) -> IntentMetrics:
+    """Metrics of ``predictions`` on ``sessions``, ignoring frames ending before ``skip_s`` (default:
+    each session's calibration segment) and unlabelled frames (-1)."""
     rows: dict[int, list] = {}
     for s, (pred, vel) in zip(sessions, predictions, strict=True):
-        keep = s.time_s > skip_s
+        keep = (s.time_s > (s.calibration_s if skip_s is None else skip_s)) & (s.intent >= 0)  # after the calibration, labelled frames only
         d, m = onset_delays(s.intent[keep], pred[keep], s.time_s[keep])
         rows.setdefault(s.level, []).append((s.intent[keep], pred[keep], s.velocity_rad_s[keep], vel[keep], d, m))
 

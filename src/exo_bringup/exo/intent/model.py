@@ -69,19 +69,19 @@ def export(model: Any, out_dir: str | Path, card: dict[str, Any]) -> Path:
 
 
 def base_card(config: FeatureConfig, kinematics: bool, calibrated: bool, hidden: int,
-              emg: bool = True) -> dict[str, Any]:
+              emg: bool = True, channel_names: tuple[str, ...] = CHANNEL_NAMES) -> dict[str, Any]:
     """The card entries that describe the model's inputs and outputs."""
     return {
         "model": "intent-lstm",
         "classes": list(CLASSES),
-        "channel_names": list(CHANNEL_NAMES),
+        "channel_names": list(channel_names),
         "features": list(FEATURES),
         "feature_config": asdict(config),
         "kinematics": kinematics,
         "emg": emg,
         "calibrated": calibrated,
         "hidden": hidden,
-        "input_layout": input_names(CHANNEL_NAMES, kinematics, emg),
+        "input_layout": input_names(tuple(channel_names), kinematics, emg),
         "velocity_scale_rad_s": VELOCITY_SCALE_RAD_S,
         "outputs": {"probabilities": "softmax over classes", "velocity_rad_s": "intended knee velocity, + = flexion"},
     }

@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from exo.intent.dataset import Frames, Session, session_frames, simulate_session
-from exo.intent.drive import CALIBRATION_S, CLASSES
+from exo.intent.drive import CLASSES
+from exo.intent.emg_synth import CHANNEL_NAMES
 from exo.intent.evaluate import IntentMetrics, evaluate, predict_sessions
 from exo.intent.features import FeatureConfig
 from exo.intent.model import VELOCITY_SCALE_RAD_S, NumpyIntentModel, base_card, export, make_torch_model
@@ -122,8 +123,14 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = None, log=print) -> dict:
-    """Train, evaluate on the test subjects, export to ``out_dir``; returns the card."""
+def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = None, log=print,
+          recorded: dict[str, list[Path]] | None = None) -> dict:
+    """Train, evaluate on the test subjects, export to ``out_dir``; returns the card.
+
+    ``recorded``: train on recorded sessions instead of twin subjects (:mod:`exo.intent.loader`
+    files, ``{"train": [...], "val": [...], "test": [...]}``, one subject per file; every file's
+    sample rate and channel names must match; unlabelled samples (-1) are ignored).
+    """
     import torch
     from torch import nn
 
@@ -135,13 +142,33 @@ def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = 
     fc = FeatureConfig(window_s=cfg.window_s)
     t_start = time.perf_counter()
     frames: dict[str, list[Frames]] = {}
-    for split, n in (("train", cfg.train_subjects), ("val", cfg.val_subjects)):
+    channel_names = CHANNEL_NAMES
+    if recorded is not None:
+        from exo.intent.loader import RecordingError, load_recording
+
+        loaded = {k: [load_recording(p) for p in recorded.get(k, [])] for k in ("train", "val", "test")}
+        if not all(loaded.values()):
+            raise RecordingError("recorded training needs at least one file for each of train, val and test")
+        first = loaded["train"][0]
+        for s in (s for v in loaded.values() for s in v):
+            if s.channel_names != first.channel_names or s.sample_rate_hz != first.sample_rate_hz:
+                raise RecordingError(f"recordings disagree: {s.channel_names} at {s.sample_rate_hz} Hz vs "
+                                     f"{first.channel_names} at {first.sample_rate_hz} Hz")
+        fc = FeatureConfig(sample_rate_hz=first.sample_rate_hz, window_s=cfg.window_s)
+        channel_names = first.channel_names
+        frames = {k: [session_frames(s, fc, cfg.calibrated, cfg.kinematics, cfg.emg) for s in loaded[k]]
+                  for k in ("train", "val")}
+        test_frames = {"recorded": [session_frames(s, fc, cfg.calibrated, cfg.kinematics, cfg.emg)
+                                    for s in loaded["test"]]}
+        cfg = replace(cfg, controllers=("recorded",))
+    for split, n in ((("train", cfg.train_subjects), ("val", cfg.val_subjects)) if recorded is None else ()):
         log(f"{split}: {n} subjects x {cfg.duration_s:g} s, exo: {', '.join(cfg.controllers)} in turn")
         sessions = load_sessions(subject_seeds(split, n, cfg.seed), cfg.duration_s, cfg.twin, cache, log,
                                  split_controllers(n, cfg.controllers))
         frames[split] = [session_frames(s, fc, cfg.calibrated, cfg.kinematics, cfg.emg) for s in sessions]
-    test_frames: dict[str, list[Frames]] = {}
-    for controller in cfg.controllers:
+    if recorded is None:
+        test_frames: dict[str, list[Frames]] = {}
+    for controller in (cfg.controllers if recorded is None else ()):
         log(f"test: {cfg.test_subjects} subjects x {cfg.duration_s:g} s, exo: {controller}")
         sessions = load_sessions(subject_seeds("test", cfg.test_subjects), cfg.duration_s, cfg.twin, cache, log,
                                  controller)
@@ -151,12 +178,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = 
 
     x_all = np.concatenate([f.x for f in frames["train"]])
     y_all = np.concatenate([f.intent for f in frames["train"]])
+    y_all = y_all[y_all >= 0]
     model = make_torch_model(x_all.shape[1], cfg.hidden)
     model.mean.copy_(torch.from_numpy(x_all.mean(axis=0)))
     model.std.copy_(torch.from_numpy(x_all.std(axis=0) + 1e-3))
     counts = np.bincount(y_all, minlength=len(CLASSES)).astype(float)
     weights = torch.tensor(counts.sum() / (len(CLASSES) * np.maximum(counts, 1.0)), dtype=torch.float32)
-    ce = nn.CrossEntropyLoss(weight=weights)
+    ce = nn.CrossEntropyLoss(weight=weights, ignore_index=-1)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
 
@@ -178,7 +206,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = 
                 logits, vel, _ = model(torch.from_numpy(f.x)[None])
                 preds.append((logits[0].argmax(-1).numpy(), vel[0].numpy() * VELOCITY_SCALE_RAD_S))
         model.train()
-        return evaluate(frames["val"], preds, CALIBRATION_S).macro_f1
+        return evaluate(frames["val"], preds).macro_f1
 
     best = (-1.0, None, -1)
     history = []
@@ -208,12 +236,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = 
     t_train = time.perf_counter() - t_train0
     model.load_state_dict(best[1])
 
-    card = base_card(fc, cfg.kinematics, cfg.calibrated, cfg.hidden, cfg.emg)
+    card = base_card(fc, cfg.kinematics, cfg.calibrated, cfg.hidden, cfg.emg, channel_names)
     card.update({
         "commit": _git_commit(),
         "train_config": asdict(cfg),
         "command": f"exo train-intent --out {out} --seed {cfg.seed}",
-        "data": {split: [list(s) for s in subject_seeds(split, n, cfg.seed)] for split, n in
+        "data": {k: [str(p) for p in v] for k, v in recorded.items()} if recorded is not None else
+        {split: [list(s) for s in subject_seeds(split, n, cfg.seed)] for split, n in
                  (("train", cfg.train_subjects), ("val", cfg.val_subjects), ("test", cfg.test_subjects))},
         "data_controllers": {"train": split_controllers(cfg.train_subjects, cfg.controllers),
                              "val": split_controllers(cfg.val_subjects, cfg.controllers),
@@ -239,4 +268,4 @@ def train(cfg: TrainConfig, out_dir: str | Path, cache_dir: str | Path | None = 
 def evaluate_model(model_dir: str | Path, frames: list[Frames]) -> IntentMetrics:
     """Metrics of the exported model in ``model_dir`` (numpy inference, stateful) on ``frames``."""
     model = NumpyIntentModel(model_dir)
-    return evaluate(frames, predict_sessions(model, frames), CALIBRATION_S)
+    return evaluate(frames, predict_sessions(model, frames))

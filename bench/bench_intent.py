@@ -7,7 +7,8 @@
 - **Latency**: the work of one window in the intent_estimator, ``--windows`` times: a 20 ms
   packet (20 samples x 8 channels) through the streaming band-pass/notch, the features of the
   200 ms window, the input vector and one stateful LSTM step (numpy, one thread). Measured
-  with ``time.perf_counter`` per window, on this shared machine as it is (p50, p99, max).
+  per window as wall time (``time.perf_counter``: includes preemption by the machine's other
+  load) and as the thread's CPU time (``time.thread_time``: the computation), p50/p99/max.
   The node's ROS overhead (deserialisation, publish) is not included; see bench_graph.py.
 
 Done criteria of issue 6: macro-F1 >= 0.9, onset delay <= 150 ms, p99 latency <= 2 ms.
@@ -68,13 +69,17 @@ def main() -> int:
             print(f"{ctrl:>5}  {name:>5}  {v['accuracy']:8.3f}  {v['macro_f1']:8.3f}  {v['velocity_rmse_rad_s']:8.3f}  "
                   f"{v['onset_delay_median_s'] * 1e3:9.0f} ms  {v['onset_delay_p90_s'] * 1e3:6.0f} ms  "
                   f"{v['onset_misses']}/{v['onsets']}")
-    print(f"latency per window: p50 {latency['p50'] * 1e3:.3f} ms  p99 {latency['p99'] * 1e3:.3f} ms  "
-          f"max {latency['max'] * 1e3:.3f} ms  ({latency['n']} windows)")
+    print(f"latency per window, wall: p50 {latency['p50'] * 1e3:.3f} ms  p99 {latency['p99'] * 1e3:.3f} ms  "
+          f"max {latency['max'] * 1e3:.3f} ms  ({latency['n']} windows, 1-min load average "
+          f"{latency['loadavg_1min']:.1f} on {os.cpu_count()} CPUs)")
+    print(f"latency per window, thread CPU time: p50 {latency['cpu_p50'] * 1e3:.3f} ms  "
+          f"p99 {latency['cpu_p99'] * 1e3:.3f} ms  max {latency['cpu_max'] * 1e3:.3f} ms")
     done = {
         "macro_f1>=0.9": metrics["macro_f1"] >= 0.9,
         "onset_delay_median<=150ms": metrics["onset_delay_median_s"] <= 0.150,
         "onset_delay_p90<=150ms": metrics["onset_delay_p90_s"] <= 0.150,
-        "latency_p99<=2ms": latency["p99"] <= 0.002,
+        "latency_p99<=2ms (wall)": latency["p99"] <= 0.002,
+        "latency_p99<=2ms (cpu)": latency["cpu_p99"] <= 0.002,
     }
     print("criteria: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in done.items()))
     result = {

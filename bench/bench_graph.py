@@ -194,6 +194,8 @@ def params_file(path: Path, rate_hz: float) -> Path:
     path.write_text(
         "/**/safety_monitor:\n  ros__parameters:\n"
         f"    control_period_s: {period}\n    request_deadline_s: {2 * period}\n"
+        # the 2 ms default tolerance is a 100 Hz figure; it must stay under one period
+        f"    stamp_jitter_tolerance_s: {min(0.002, 0.2 * period)}\n"
         "/**/controller:\n  ros__parameters:\n"
         f"    pid.dt: {period}\n"
     )

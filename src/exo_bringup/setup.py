@@ -18,6 +18,8 @@ NODE_EXECUTABLES = {
     "sim_bridge": "exo.nodes.sim_bridge:main",
     "controller": "exo.nodes.controller:main",
     "safety_monitor": "exo.nodes.safety_monitor:main",
+    "recorder": "exo.nodes.recorder:main",
+    "bag_player": "exo.nodes.bag_player:main",
     "intent_estimator": "exo.nodes.intent_estimator:main",
 }
 

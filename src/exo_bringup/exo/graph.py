@@ -78,6 +78,18 @@ LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
     ),
     "controller": LaunchArgument("pid", "Controller that produces torque_request.", str, ("sac", "pid", "zero")),
     "policy": LaunchArgument("", "Path of an exported policy (for controller:=sac); empty = the default one."),
+    "record": LaunchArgument(
+        "false", "Run the recorder: every contract topic into a rosbag2 MCAP session.", bool, ("true", "false")
+    ),
+    "record_dir": LaunchArgument("", "Session folder the recorder creates; empty = runs/bags/<UTC date-time>."),
+    "user_id": LaunchArgument("", "Pseudonymous user id written into the bag's session metadata."),
+    "session_info": LaunchArgument(
+        "", "More session metadata for the bag, 'key=value' pairs separated by commas (twin=full,level=3)."
+    ),
+    "bag": LaunchArgument("", "Bag the replay graph plays (session folder, bag folder or .mcap file)."),
+    "rate": LaunchArgument(
+        "0.0", "Replay speed, simulated s per wall s; 0 = lockstep (as fast as the graph answers).", float
+    ),
     "intent": LaunchArgument(
         "false", "Run the intent_estimator (EMG LSTM -> intent topic).", bool, ("true", "false")
     ),
@@ -117,6 +129,17 @@ class NodeSpec:
 #: Every node of the graph, in start order (consumers before producers so none misses data).
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
+        name="recorder",
+        executable="recorder",
+        module="exo.nodes.recorder",
+        modes=frozenset(MODES),
+        param_files=("recorder.yaml",),
+        arg_params={"bag_dir": "record_dir", "user_id": "user_id", "controller": "controller", "policy": "policy",
+                    "session_info": "session_info"},
+        required=False,  # a recorder that fails must not stop the exoskeleton
+        enabled_by="record",
+    ),
+    NodeSpec(
         name="safety_monitor",
         executable="safety_monitor",
         module="exo.nodes.safety_monitor",
@@ -147,6 +170,14 @@ NODES: tuple[NodeSpec, ...] = (
         modes=frozenset({"sim"}),
         param_files=("task.yaml", "sim_bridge.yaml"),
         arg_params={"twin": "twin", "level": "level", "subject_seed": "subject_seed", "lockstep": "lockstep"},
+    ),
+    NodeSpec(
+        name="bag_player",
+        executable="bag_player",
+        module="exo.nodes.bag_player",
+        modes=frozenset({"replay"}),
+        param_files=("bag_player.yaml",),
+        arg_params={"bag": "bag", "rate": "rate"},
     ),
 )
 

@@ -35,6 +35,8 @@ def sim(
     domain_id: int = typer.Option(-1, help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)."),
     log_dir: Path = typer.Option(Path("runs/sim/logs"), help="Folder for each node's log."),
     startup_timeout: float = typer.Option(60.0, help="Seconds to wait for every node to come up."),
+    record: Path = typer.Option(None, "--record", help="Record every contract topic into this new bag session."),
+    user_id: str = typer.Option("", help="Pseudonymous user id for the bag's metadata (with --record)."),
 ) -> None:
     """Run the sim graph (sim bridge, controller, safety monitor) as separate processes."""
     from rich.console import Console
@@ -52,6 +54,10 @@ def sim(
         "lockstep": str(lockstep).lower(), "policy": policy, "namespace": namespace,
         "params_file": params_file, "log_level": log_level, "intent": str(intent).lower(),
     }
+    if record is not None:
+        arguments.update(record="true", record_dir=str(record), user_id=user_id,
+                         session_info=f"mode=sim,twin={twin},level={level},subject_seed={subject_seed},"
+                                      f"lockstep={str(lockstep).lower()}")
     try:
         runner = GraphRunner("sim", arguments, env=env, log_dir=log_dir)
     except ValueError as exc:
@@ -89,6 +95,10 @@ def sim(
                 monitor.spin(0.05)
 
         wait_ready(pending, outputs=True)
+        if record is not None:  # the recorder must see the first sample too
+            from exo.cli.bags import wait_for_graph
+
+            wait_for_graph(runner, monitor, ["recorder"], startup_timeout)
         runner.start([source])
         wait_ready([source], outputs=False)
         wall0 = time.monotonic()
@@ -116,6 +126,8 @@ def sim(
         codes = runner.stop()
         bad = {k: v for k, v in codes.items() if v not in (0, -2, None)}
         console.print(f"stopped {len(codes)} node(s)" + (f"; exit codes {bad}" if bad else ""))
+        if record is not None:
+            console.print(f"bag: {record}")
     if exit_code:
         raise typer.Exit(exit_code)
 

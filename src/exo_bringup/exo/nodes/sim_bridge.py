@@ -42,7 +42,7 @@ PARAMS = [
     Param("twin", "reduced", "Digital twin: 'reduced' (fast 1-DoF) or 'full' (MyoLeg, 40 muscles).",
           choices=("reduced", "full")),
     Param("level", 1, "Modified Ashworth spasticity level of the simulated subject.", 0, 3),
-    Param("subject_seed", 0, "Seed of the subject's parameter noise (trial i uses seed + i).", 0, 2**31 - 1),
+    Param("subject_seed", 0, "Seed of the subject's parameter noise (trial i uses seed + i).", 0, 2**63 - 1),
     Param("lockstep", True, "Advance one step per received torque_command (deterministic) instead of real time."),
     Param("lockstep_timeout_s", 1.0, "Wall seconds to wait for the current step's command before advancing "
           "anyway with the actuator model's torque, s.", 0.001, 30.0),
@@ -199,9 +199,20 @@ class SimBridge(Node):
         stamp = convert.from_time_msg(msg.header.stamp)
         self.actuator.command(stamp, msg.torque)
         if self.p["lockstep"] and abs(stamp - self.sim_time_s) < 1e-6:
+            if not self.started and not self._subscribers_matched():
+                # a subscriber that joined late (a recorder) has not matched yet: offer the first sample
+                # again instead of stepping, for at most lockstep_timeout_s
+                self.first_answer_wall = getattr(self, "first_answer_wall", time.monotonic())
+                if time.monotonic() - self.first_answer_wall < self.p["lockstep_timeout_s"]:
+                    self._publish()
+                    return
             self.started = True
             self._step()
             self.awaiting_since = time.monotonic()
+
+    def _subscribers_matched(self) -> bool:
+        """Every subscriber of joint_states the graph shows has matched this bridge's publisher."""
+        return self.pub_joint.get_subscription_count() >= self.count_subscribers(self.pub_joint.topic_name)
 
     def _lockstep_watch(self) -> None:
         if time.monotonic() - self.awaiting_since < self.p["lockstep_timeout_s"]:

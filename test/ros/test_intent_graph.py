@@ -31,16 +31,16 @@ def test_sim_bridge_emg_drives_the_intent_estimator_and_the_controller_reads_it(
     intents = probe.subscribe(contract.INTENT)
     emg = probe.subscribe(contract.EMG)
     commands = probe.subscribe(contract.TORQUE_REQUEST)
-    joint = probe.subscribe(contract.JOINT_STATES)
     params = _params(tmp_path, "/**/sim_bridge:\n  ros__parameters:\n    emg:\n      voluntary: user\n"
                                "/**/controller:\n  ros__parameters:\n    use_intent: true\n")
     graph = processes.graph("sim", controller=controller, level="2", lockstep="true", intent="true",
                             params_file=params)
     probe.wait_for_nodes(["sim_bridge", "controller", "safety_monitor", "intent_estimator"], timeout_s=60.0)
-    end = CALIBRATION_S + 3.0
-    probe.wait_for(lambda: bool(joint) and from_time_msg(joint[-1].header.stamp) >= end, 240.0,
-                   f"sim time {end} s")
+    # the node may join after the sim bridge started (it does not wait for it): its calibration
+    # starts with the first packet it receives; wait for one second of real estimates after it
+    probe.wait_for(lambda: sum(m.confidence > 0.0 for m in intents) >= 50, 240.0, "1 s of calibrated estimates")
     probe.spin_for(1.0)
+    end = from_time_msg(intents[-1].header.stamp)
     graph.check()
     # EMG: 50 Hz packets of 20 samples x 8 channels at 1 kHz, contiguous in time
     assert emg[0].sample_rate_hz == 1000.0 and list(emg[0].channel_names) == list(CHANNEL_NAMES)
@@ -49,7 +49,8 @@ def test_sim_bridge_emg_drives_the_intent_estimator_and_the_controller_reads_it(
     assert np.allclose(np.diff(t_emg), 0.02, atol=1e-6)
     # intent: one estimate per packet (50 Hz), stamped at the end of its window
     t = np.array([from_time_msg(m.header.stamp) for m in intents])
-    assert len(intents) >= 0.9 * 50 * end  # "latest value" QoS (depth 1): a few may be superseded in flight
+    span = t[-1] - t[0]  # from the first estimate received
+    assert len(intents) >= 0.9 * 50 * span  # "latest value" QoS (depth 1): a few may be superseded in flight
     assert np.all(np.diff(t) > 0) and np.allclose(t / 0.02, np.round(t / 0.02), atol=1e-4)
     for m in intents:
         assert list(m.class_names) == list(CLASSES)

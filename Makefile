@@ -18,6 +18,7 @@ bench: setup
 	$(VENV)/bin/python bench/bench_twin.py --out bench/results/twin.json
 	$(VENV)/bin/python bench/bench_graph.py --duration 60 --out bench/results/graph.json
 	$(VENV)/bin/python bench/bench_drivers.py --out bench/results/drivers.json
+	$(VENV)/bin/python bench/bench_intent.py --out bench/results/intent.json
 
 clean:
 	rm -rf $(VENV) runs out build install log

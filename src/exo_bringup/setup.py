@@ -24,6 +24,7 @@ NODE_EXECUTABLES = {
     "imu_driver": "exo.nodes.imu_driver:main",
     "emg_driver": "exo.nodes.emg_driver:main",
     "foot_pressure_driver": "exo.nodes.foot_pressure_driver:main",
+    "intent_estimator": "exo.nodes.intent_estimator:main",
 }
 
 setup(
@@ -36,6 +37,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/urdf", glob("urdf/*")),
+        (f"share/{PACKAGE}/models/intent/lstm-reduced", glob("models/intent/lstm-reduced/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

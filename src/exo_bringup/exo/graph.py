@@ -97,6 +97,9 @@ LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
         str,
         ("exact", "latest"),
     ),
+    "intent": LaunchArgument(
+        "false", "Run the intent_estimator (EMG LSTM -> intent topic).", bool, ("true", "false")
+    ),
 }
 
 
@@ -157,6 +160,15 @@ NODES: tuple[NodeSpec, ...] = (
         modes=frozenset(MODES),
         param_files=("task.yaml", "controllers.yaml"),
         arg_params={"controller": "controller", "policy": "policy", "sync_inputs": "sync_inputs"},
+    ),
+    NodeSpec(
+        name="intent_estimator",
+        executable="intent_estimator",
+        module="exo.nodes.intent_estimator",
+        modes=frozenset(MODES),
+        param_files=("intent_estimator.yaml",),
+        required=False,
+        enabled_by="intent",
     ),
     NodeSpec(
         name="sim_bridge",

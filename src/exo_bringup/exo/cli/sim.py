@@ -28,6 +28,7 @@ def sim(
     subject_seed: int = typer.Option(0, help="Seed of the simulated subject."),
     lockstep: bool = typer.Option(True, "--lockstep/--realtime", help="Lockstep (fast, deterministic) or real-time."),
     policy: str = typer.Option("", help="Exported policy for --controller sac (empty = the default model)."),
+    intent: bool = typer.Option(False, "--intent", help="Also run the intent_estimator (EMG -> intent topic)."),
     namespace: str = typer.Option("/exo", help="Namespace of the graph."),
     params_file: str = typer.Option("", help="Extra ROS parameter file on top of config/*.yaml."),
     log_level: str = typer.Option("info", help="Log level of the nodes."),
@@ -51,7 +52,7 @@ def sim(
     arguments = {
         "controller": controller, "twin": twin, "level": str(level), "subject_seed": str(subject_seed),
         "lockstep": str(lockstep).lower(), "policy": policy, "namespace": namespace,
-        "params_file": params_file, "log_level": log_level,
+        "params_file": params_file, "log_level": log_level, "intent": str(intent).lower(),
     }
     if record is not None:
         arguments.update(record="true", record_dir=str(record), user_id=user_id,

@@ -1,7 +1,11 @@
 """sim_bridge: the digital twin behind the same topics as the hardware drivers.
 
 Publishes ``/clock``, ``joint_states``, ``imu/thigh``, ``imu/shank``,
-``interaction/thigh``, ``interaction/shank`` and ``sim/truth``; applies
+``interaction/thigh``, ``interaction/shank``, ``sim/truth`` and synthetic surface ``emg``
+(:mod:`exo.intent.emg_synth`, from the twin's muscle activations; packets of
+``emg.packet_s``, subject seeded by the trial's seed); with ``emg.voluntary: user`` a
+simulated user (:class:`exo.intent.drive.VoluntaryUser`) drives the knee muscles on top of
+the spastic reflex, starting with the calibration protocol; applies
 ``torque_command`` to the twin's exo motor; offers ``sim/reset``.
 
 Timing modes:
@@ -32,7 +36,7 @@ from exo.ros.node_main import run
 from exo.ros.parameters import Param, declare_all
 from exo.ros.qos import qos_profile
 from exo.ros.types import interface_class
-from exo_msgs.msg import KneeTruth, TorqueCommand
+from exo_msgs.msg import EmgPacket, KneeTruth, TorqueCommand
 
 PARAMS = [
     Param("twin", "reduced", "Digital twin: 'reduced' (fast 1-DoF) or 'full' (MyoLeg, 40 muscles).",
@@ -51,6 +55,14 @@ PARAMS = [
     Param("trial_duration_s", 0.0, "Start a new trial after this many simulated seconds (0 = never), s.",
           0.0, 3600.0),
     Param("publish_truth", True, "Publish sim/truth (ground truth for analysis; never read by controllers)."),
+    Param("emg.enabled", True, "Publish synthetic surface EMG on emg (8 channels over the knee muscles)."),
+    Param("emg.sample_rate_hz", 1000.0, "EMG sampling rate, Hz.", 1000.0, 2000.0),
+    Param("emg.packet_s", 0.02, "EMG packet length, s (a multiple of the 10 ms control step; 0.02 = 50 Hz).",
+          0.01, 0.1),
+    Param("emg.mains_hz", 50.0, "Mains interference frequency in the synthetic EMG, Hz.", 0.0, 60.0),
+    Param("emg.voluntary", "off", "'user': a simulated user drives the knee muscles (calibration protocol, then "
+          "hold/extend/flex, seeded by the trial's seed) on top of the reflex; 'off': reflex only.",
+          choices=("off", "user")),
 ]
 
 
@@ -95,6 +107,7 @@ class SimBridge(Node):
         self.pub_int_thigh = pub(contract.INTERACTION_THIGH)
         self.pub_int_shank = pub(contract.INTERACTION_SHANK)
         self.pub_truth = pub(contract.SIM_TRUTH) if self.p["publish_truth"] else None
+        self.pub_emg = pub(contract.EMG) if self.p["emg.enabled"] else None
         self.create_subscription(TorqueCommand, contract.TORQUE_COMMAND.name, self._on_command,
                                  qos_profile(contract.TORQUE_COMMAND))
         self.create_service(Trigger, contract.SIM_RESET_SERVICE, self._on_reset)
@@ -121,7 +134,42 @@ class SimBridge(Node):
         self.time_offset_s = getattr(self, "sim_time_s", 0.0) - self.state.measurements.time_s
         self.trial_start_s = self.state.measurements.time_s + self.time_offset_s
         self.sim_time_s = self.trial_start_s
+        self._reset_emg(seed)
         self._publish()
+
+    def _reset_emg(self, seed: int) -> None:
+        """New subject's electrodes (and voluntary user) for the trial of ``seed``."""
+        from exo.intent.drive import VoluntaryUser
+        from exo.intent.emg_synth import CHANNEL_NAMES, EmgSynthesizer
+
+        self.user = VoluntaryUser(seed) if self.p["emg.voluntary"] == "user" else None
+        if self.user is None:
+            self.twin.set_voluntary_drive(0.0, 0.0)
+        if self.pub_emg is None:
+            return
+        self.emg = EmgSynthesizer(self.state.muscle_names, self.p["emg.sample_rate_hz"], seed=seed,
+                                  mains_hz=self.p["emg.mains_hz"])
+        self.emg_channels = list(CHANNEL_NAMES)
+        self.emg_buffer: list = []
+        self.emg_start_s = self.sim_time_s
+        self.emg_steps = max(1, round(self.p["emg.packet_s"] / self.twin.control_timestep_s))
+
+    def _emg_step(self) -> None:
+        """Synthesise the EMG of the step just taken; publish a packet when it is full."""
+        import numpy as np
+
+        self.emg_buffer.append(self.emg.generate(self.state.muscle_activations, self.twin.control_timestep_s))
+        if len(self.emg_buffer) < self.emg_steps:
+            return
+        samples = np.concatenate(self.emg_buffer, axis=0)
+        msg = EmgPacket(header=convert.header(self.emg_start_s, "emg_amplifier"))
+        msg.sample_rate_hz = float(self.p["emg.sample_rate_hz"])
+        msg.channel_names = self.emg_channels
+        msg.num_samples = samples.shape[0]
+        msg.samples = samples.astype(np.float32).ravel().tolist()
+        self.pub_emg.publish(msg)
+        self.emg_buffer = []
+        self.emg_start_s = self.sim_time_s
 
     def _on_reset(self, request, response):
         self.trial += 1
@@ -133,8 +181,13 @@ class SimBridge(Node):
     # --- stepping --------------------------------------------------------
     def _step(self) -> None:
         torque = self.actuator.torque_at(self.sim_time_s)
+        if self.user is not None:
+            drive = self.user.step(self.twin.control_timestep_s, self.state.measurements.exo_knee_angle_rad)
+            self.twin.set_voluntary_drive(drive.flexor, drive.extensor)
         self.state = self.twin.step(torque)
         self.sim_time_s = self.state.measurements.time_s + self.time_offset_s
+        if self.pub_emg is not None:
+            self._emg_step()
         duration = self.p["trial_duration_s"]
         if duration > 0 and self.sim_time_s - self.trial_start_s >= duration - 1e-9:
             self.trial += 1

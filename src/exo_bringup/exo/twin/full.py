@@ -431,8 +431,8 @@ class MyoLegKneeTwin(MuJoCoTwinStepping):
         v = float(self._qvel[self._knee_dof])
         out = self._reflex.evaluate(q, v)  # type: ignore[union-attr]
         self._coefficient = out.c_ang + out.c_vel
-        self._ctrl[self._flexors] = min(max(out.flexor_drive, 0.0), 1.0)
-        self._ctrl[self._extensors] = min(max(out.extensor_drive, 0.0), 1.0)
+        self._ctrl[self._flexors] = min(max(out.flexor_drive + self._voluntary_flexor_drive, 0.0), 1.0)
+        self._ctrl[self._extensors] = min(max(out.extensor_drive + self._voluntary_extensor_drive, 0.0), 1.0)
 
     def _close_loop(self, iterations: int = 8) -> None:
         """Solve the strap, exo knee and cuff joints (min-norm Newton) so that the cuff meets the shank anchor."""

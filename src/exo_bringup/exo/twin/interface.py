@@ -104,5 +104,9 @@ class KneeTwin(Protocol):
         """Apply the exo motor torque (clipped to +-max_exo_torque_nm) for one control step."""
         ...
 
+    def set_voluntary_drive(self, flexor: float, extensor: float) -> None:
+        """The user's voluntary drive (-, [0, 1]) of the knee flexors / extensors, added to the reflex drive."""
+        ...
+
     @property
     def state(self) -> TwinState: ...

@@ -189,8 +189,8 @@ class ReducedKneeTwin(MuJoCoTwinStepping):
         out = self._reflex.evaluate(float(self._qpos[self._knee_q]), float(self._qvel[self._knee_v]))  # type: ignore[union-attr]
         self._coefficient = out.c_ang + out.c_vel
         ctrl = self._ctrl
-        ctrl[self._flexor] = min(max(out.flexor_drive, 0.0), 1.0)
-        ctrl[self._extensor] = min(max(out.extensor_drive, 0.0), 1.0)
+        ctrl[self._flexor] = min(max(out.flexor_drive + self._voluntary_flexor_drive, 0.0), 1.0)
+        ctrl[self._extensor] = min(max(out.extensor_drive + self._voluntary_extensor_drive, 0.0), 1.0)
 
     def interaction_torque_nm(self) -> float:
         """Strap torque on the human knee, N m (+ = flexing): spring + damper + limit of the strap tendon."""

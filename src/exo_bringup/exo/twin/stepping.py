@@ -16,6 +16,26 @@ from exo.twin.interface import TwinState
 
 
 class MuJoCoTwinStepping:
+    #: Voluntary (user) drive added to every knee flexor / extensor on top of the spastic reflex
+    #: drive before clipping to [0, 1] (-); set by :meth:`set_voluntary_drive`, kept across resets.
+    _voluntary_flexor_drive: float = 0.0
+    _voluntary_extensor_drive: float = 0.0
+
+    def set_voluntary_drive(self, flexor: float, extensor: float) -> None:
+        """Set the user's voluntary drive of the knee flexors / extensors (-, each in [0, 1]).
+
+        It adds to the reflex drive of the spastic muscle groups from the next :meth:`step`
+        on (muscle drive = clip(reflex + voluntary, 0, 1)), until changed. Both twins honour it.
+
+        Raises:
+            ValueError: a drive outside [0, 1] or not finite.
+        """
+        for name, value in (("flexor", flexor), ("extensor", extensor)):
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"voluntary {name} drive must be in [0, 1], got {value!r}")
+        self._voluntary_flexor_drive = float(flexor)
+        self._voluntary_extensor_drive = float(extensor)
+
     def _initial_angle(self, initial_knee_angle_rad: float | None) -> float:
         """The trial's start angle, rad (config default if None); ValueError outside the exo's stops."""
         angle = (self.config.human.initial_knee_angle_rad if initial_knee_angle_rad is None

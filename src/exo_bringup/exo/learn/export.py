@@ -180,8 +180,10 @@ def consistency(folder: Path, module: DeterministicActor, n: int = 1000) -> dict
     """Max |action difference| of policy.npz (numpy), policy.onnx and policy.pt vs torch on ``n`` observations.
 
     Torch runs float32 (as trained); numpy runs float64, so ``numpy_vs_torch_max_abs``
-    is torch's float32 rounding (~1e-6); ``numpy_vs_torch_float64_max_abs`` compares
-    with torch in float64 and checks the implementation itself (~1e-15).
+    is torch's float32 rounding (~1e-6, up to ~2e-5 on observations at the env's extreme
+    bounds); ``numpy_vs_torch_float64_max_abs`` compares with torch in float64 and checks
+    the implementation itself (~1e-14). :func:`write_policy` gates the float64 pair and the
+    float32 runtimes (ONNX, TorchScript vs torch float32) on :data:`TOLERANCE`.
     """
     import copy
 
@@ -244,7 +246,10 @@ def write_policy(
     write_onnx(out / ONNX_NAME, module)
     write_torchscript(out / TORCHSCRIPT_NAME, module)
     check = consistency(out, module)
-    worst = max(check[k] for k in check if k.endswith("_max_abs"))
+    # like with like: the float32 runtimes (ONNX, TorchScript) against torch in float32, the float64
+    # numpy actor against torch in float64; numpy vs torch-float32 is torch's own rounding (reported)
+    gated = ("numpy_vs_torch_float64_max_abs", "onnx_vs_torch_max_abs", "torchscript_vs_torch_max_abs")
+    worst = max(check[k] for k in gated)
     hidden, _ = actor_layers(module)
     card = {
         "format": "exo-sac-policy",

@@ -459,12 +459,12 @@ def versions() -> dict[str, str]:
     }
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN/inf -> None (strict JSON), tuples -> lists, numpy scalars -> python."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -474,7 +474,7 @@ def _json_safe(value: Any) -> Any:
 
 def summary_document(report: EvalReport, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The content of summary.json."""
-    return _json_safe(
+    return json_safe(
         {
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join(sys.argv),

@@ -21,22 +21,11 @@ import numpy as np
 
 from exo import contract
 from exo.bags.analysis import SessionAnalysis
+from exo.evaluate import json_safe
 from exo.metrics import METRIC_NAMES
 
 #: Metrics compared across sessions, with the direction that is better.
 COMPARED = (*METRIC_NAMES, "latency_p95_ms", "deadline_misses", "non_ok_states")
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def session_document(a: SessionAnalysis) -> dict[str, Any]:
@@ -177,7 +166,7 @@ def write_report(analyses: Sequence[SessionAnalysis], out_dir: Path | str) -> di
     docs = [session_document(a) for a in analyses]
     comp = comparison(analyses)
     metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps(_json_safe({"sessions": docs, "comparison": comp}), indent=2) + "\n")
+    metrics_path.write_text(json.dumps(json_safe({"sessions": docs, "comparison": comp}), indent=2) + "\n")
     _write_csv(out / "trials.csv", [{"session": a.name, **t.row()} for a in analyses for t in a.trials])
     _write_csv(out / "safety_events.csv", [{"session": a.name, **asdict(e)} for a in analyses for e in a.safety])
     _write_csv(out / "topics.csv", [{"session": a.name, **asdict(t)} for a in analyses for t in a.topics])

@@ -208,7 +208,7 @@ def tune_pid_command(
     from rich.table import Table
 
     from exo.control.ziegler_nichols import tune_on_twin
-    from exo.evaluate import _json_safe, git_info, versions
+    from exo.evaluate import git_info, json_safe, versions
 
     console = Console()
     if twin not in ("reduced", "full"):
@@ -250,7 +250,7 @@ def tune_pid_command(
     }
     out.mkdir(parents=True, exist_ok=True)
     path = out / "ziegler_nichols.json"
-    path.write_text(json.dumps(_json_safe(document), indent=2, allow_nan=False))
+    path.write_text(json.dumps(json_safe(document), indent=2, allow_nan=False))
 
     table = Table(
         title=f"Ziegler–Nichols on the {twin} twin, level {level}: Ku={result.ku:.1f} N m/rad, "

@@ -78,9 +78,9 @@ class PolicyEvaluation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly record: config, mean return, per-level numbers and the full summary."""
-        from exo.evaluate import _json_safe
+        from exo.evaluate import json_safe
 
-        return _json_safe(
+        return json_safe(
             {
                 "twin": self.report.config.twin,
                 "levels": list(self.report.config.levels),

@@ -277,9 +277,9 @@ def write_policy(
         "evaluation": evaluation or {},
         "consistency": check,
     }
-    from exo.evaluate import _json_safe
+    from exo.evaluate import json_safe
 
-    (out / CARD_NAME).write_text(json.dumps(_json_safe(card), indent=2, allow_nan=False) + "\n")
+    (out / CARD_NAME).write_text(json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")
     if worst > TOLERANCE:
         raise ValueError(f"exported policy disagrees with torch by {worst:.3g} > {TOLERANCE} ({check})")
     return card
@@ -333,7 +333,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, which: str = "best", ev
         result = evaluate_controller(controller, record["twin"], tuple(cfg["levels"]), cfg["eval_trials_per_level"],
                                      cfg["eval_seed"], dict(cfg["env_overrides"]))
         card["evaluation"] = {**result.to_dict(), "wall_time_s": round(time.perf_counter() - started, 2)}
-        from exo.evaluate import _json_safe
+        from exo.evaluate import json_safe
 
-        (Path(out_dir) / CARD_NAME).write_text(json.dumps(_json_safe(card), indent=2, allow_nan=False) + "\n")
+        (Path(out_dir) / CARD_NAME).write_text(json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")
     return card

@@ -203,9 +203,9 @@ class RunDir:
         return json.loads(self.record_path.read_text())
 
     def write_record(self, record: dict[str, Any]) -> None:
-        from exo.evaluate import _json_safe
+        from exo.evaluate import json_safe
 
-        _write_atomic(self.record_path, json.dumps(_json_safe(record), indent=2, allow_nan=False) + "\n")
+        _write_atomic(self.record_path, json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")
 
     def latest(self) -> dict[str, Any] | None:
         path = self.checkpoints / "latest.json"

@@ -221,3 +221,57 @@ def test_inference_does_not_import_torch(policy_dir: Path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert math.isfinite(float(result.stdout.strip()))
+
+
+def test_shortfall_counts_each_target_in_its_unit():
+    from exo.learn.selection import SelectionTargets, shortfall
+
+    pid = {lv: {"peak_torque_nm": 100.0, "rms_torque_nm": 50.0, "final_error_deg": 1.0} for lv in range(4)}
+    met = {0: {"peak_torque_nm": 70.0, "rms_torque_nm": 30.0, "final_error_deg": 0.5},
+           1: {"peak_torque_nm": 80.0, "rms_torque_nm": 40.0, "final_error_deg": 1.0},
+           2: {"peak_torque_nm": 90.0, "rms_torque_nm": 45.0, "final_error_deg": 1.5},
+           3: {"peak_torque_nm": 85.0, "rms_torque_nm": 80.0, "final_error_deg": 1.9}}  # level 3 has no RMS target
+    score, details = shortfall(met, pid)
+    assert score == 0.0 and details["L3/rms_change_pct"] == pytest.approx(60.0)
+    # level 1: peak +10 % vs a -12.5 % target = 22.5 points = 2.25 units; final error 6 deg = 2 units
+    missed = {**met, 1: {"peak_torque_nm": 110.0, "rms_torque_nm": 40.0, "final_error_deg": 6.0}}
+    score, details = shortfall(missed, pid, SelectionTargets())
+    assert details["L1/peak_change_pct"] == pytest.approx(10.0)
+    assert score == pytest.approx(2.25 + 2.0)
+    diverged = {**met, 2: {"peak_torque_nm": math.nan, "rms_torque_nm": 45.0, "final_error_deg": 1.0}}
+    assert shortfall(diverged, pid)[0] == pytest.approx(10.0)
+
+
+def test_select_checkpoint_ranks_every_model_and_exports_the_choice(run_dir: Path, tmp_path: Path):
+    from exo.learn.selection import run_models
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    result = CliRunner().invoke(app, ["select-checkpoint", str(run), "--trials", "1"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((run / "selection.json").read_text())
+    models = run_models(run)
+    assert [row["steps"] for row in doc["models"]] == [steps for steps, _ in models] and len(models) >= 1
+    assert doc["seed"] == 2000 and doc["trials_per_level"] == 1
+    assert doc["selected"]["shortfall"] == min(row["shortfall"] for row in doc["models"])
+    assert len(_csv(run / "selection.csv")) == len(models)
+    pid = {int(k): v for k, v in doc["pid"]["per_level"].items()}
+    assert all(v["peak_torque_nm"] > 0 for v in pid.values())
+    out = tmp_path / "policy"
+    result = CliRunner().invoke(app, ["export-policy", str(run), "--out", str(out), "--which", "selected",
+                                      "--no-evaluate"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "policy.json").read_text())
+    assert Path(card["training"]["model"]).name == Path(doc["selected"]["model"]).name
+    assert card["training"]["which"] == "selected"
+
+
+def test_export_and_selection_errors_name_the_problem(run_dir: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    result = CliRunner().invoke(app, ["export-policy", str(run), "--out", str(tmp_path / "p"), "--which", "selected"])
+    assert result.exit_code == 1 and "exo select-checkpoint" in result.output
+    result = CliRunner().invoke(app, ["export-policy", str(run), "--out", str(tmp_path / "p"), "--which", "123"])
+    assert result.exit_code == 1 and "no checkpoint at 123 steps" in result.output
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "x"), "--set", "env_overrides=[1, 2]"])
+    assert result.exit_code != 0 and "env_overrides" in result.output

@@ -35,7 +35,7 @@ def test_files_load_with_expected_values() -> None:
     assert len(cfg.human.flexor_muscles) + len(cfg.human.extensor_muscles) == 11
     env = load_env_config()
     assert env.control_steps == 512 and env.target_knee_angle_rad == 0.2
-    assert set(env.reward.weights) == {"pose", "interaction", "smoothness", "acceleration", "range"}
+    assert set(env.reward.weights) == {"pose", "interaction", "smoothness", "acceleration", "range", "peak"}
 
 
 def test_every_number_has_unit_and_source() -> None:

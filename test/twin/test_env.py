@@ -116,7 +116,7 @@ def test_info_has_ground_truth_and_reward_terms(envs: dict[str, KneeExtensionEnv
     assert info["spasticity_level"] == 3 and info["subject"]["level"] == 3
     w = env.config.reward.weights
     assert reward == pytest.approx(sum(w[k] * v for k, v in info["reward_terms"].items()))
-    assert set(info["reward_terms"]) == {"pose", "interaction", "smoothness", "acceleration", "range"}
+    assert set(info["reward_terms"]) == {"pose", "interaction", "smoothness", "acceleration", "range", "peak"}
 
 
 def test_reward_terms() -> None:
@@ -124,7 +124,7 @@ def test_reward_terms() -> None:
     base = dict(knee_angle_rad=0.2, knee_velocity_rad_s=0.0, target_rad=0.2, interaction_torque_nm=0.0,
                 action=0.0, previous_action=0.0, acceleration_change_rad_s2=0.0, steps_in_band=0)
     t = compute_reward(cfg, **base)
-    assert t == {"pose": 1.0, "interaction": -0.0, "smoothness": -0.0, "acceleration": -0.0, "range": 0.0}
+    assert t == {"pose": 1.0, "interaction": -0.0, "smoothness": -0.0, "acceleration": -0.0, "range": 0.0, "peak": -0.0}
     assert compute_reward(cfg, **{**base, "steps_in_band": 10})["pose"] == pytest.approx(1.1)
     far = compute_reward(cfg, **{**base, "knee_angle_rad": 1.2})["pose"]
     assert far == pytest.approx(math.exp(-1.0 / 0.08) - 1.0)
@@ -132,6 +132,12 @@ def test_reward_terms() -> None:
     assert compute_reward(cfg, **{**base, "interaction_torque_nm": -95.0})["interaction"] == pytest.approx(-0.95 - 0.04)
     assert compute_reward(cfg, **{**base, "action": 0.5, "previous_action": -0.5})["smoothness"] == pytest.approx(-1.0)
     assert compute_reward(cfg, **{**base, "knee_angle_rad": 1.6})["range"] == -1.0
+    # peak term: 0 up to peak_above_nm, quadratic over peak_span_nm, floored at -1
+    above, span = cfg.peak_above_nm, cfg.peak_span_nm
+    assert compute_reward(cfg, **{**base, "interaction_torque_nm": above})["peak"] == 0.0
+    assert compute_reward(cfg, **{**base, "interaction_torque_nm": -(above + span / 2)})["peak"] == pytest.approx(-0.25)
+    assert compute_reward(cfg, **{**base, "interaction_torque_nm": above + 5 * span})["peak"] == -1.0
+    assert cfg.weights["peak"] == 0.0  # the paper's reward does not use it
     facts = dataclasses.replace(cfg, interaction_form="facts", interaction_scale_nm=1.0)
     assert compute_reward(facts, **{**base, "interaction_torque_nm": 10.0})["interaction"] == pytest.approx(-100.0)
 

@@ -14,6 +14,21 @@ import typer
 from exo.cli.evaluate import _parse_params
 
 
+def _yaml_mapping(key: str, text: str) -> dict:
+    """A ``--set KEY={...}`` value parsed as a YAML flow mapping (ConfigError naming KEY otherwise)."""
+    import yaml
+
+    from exo.params import ConfigError
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: not valid YAML ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"--set {key}: expected a mapping like {{reward__peak_above_nm: 60}}, got {text!r}")
+    return value
+
+
 def train_command(
     algo: Annotated[str, typer.Option(help="Algorithm (sac).")] = "sac",
     twin: Annotated[str, typer.Option(help="Digital twin: reduced (fast) or full (MyoLeg).")] = "reduced",
@@ -26,7 +41,8 @@ def train_command(
     config: Annotated[Path | None, typer.Option(help="Hyperparameter file (default config/sac.yaml).")] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override one hyperparameter KEY=VALUE, e.g. --set batch_size=256 (repeatable)."),
+        typer.Option("--set", help="Override one hyperparameter KEY=VALUE, e.g. --set batch_size=256 (repeatable); "
+                     "env_overrides takes a YAML mapping, e.g. --set 'env_overrides={reward__peak_above_nm: 60}'."),
     ] = None,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
@@ -43,6 +59,8 @@ def train_command(
     try:
         cfg, sources = load_sac_config(config)
         overrides = _parse_params(set_ or [])
+        if isinstance(overrides.get("env_overrides"), str):
+            overrides["env_overrides"] = _yaml_mapping("env_overrides", overrides["env_overrides"])
         if overrides:
             cfg = cfg.with_overrides(**overrides)
             sources = {**sources, **{k: "command line --set" for k in overrides}}
@@ -68,7 +86,9 @@ def train_command(
 def export_policy_command(
     run_dir: Annotated[Path, typer.Argument(help="Training run folder (exo train --out).")],
     out: Annotated[Path, typer.Option(help="Output folder, e.g. models/sac-reduced.")] = Path("models/sac"),
-    which: Annotated[str, typer.Option(help="Model to export: best, final or latest (checkpoint).")] = "best",
+    which: Annotated[str, typer.Option(
+        help="Model to export: best (by return), final, latest (checkpoint), selected (exo select-checkpoint) "
+             "or a checkpoint's step count, e.g. 300000.")] = "best",
     evaluate: Annotated[
         bool, typer.Option("--evaluate/--no-evaluate", help="Evaluate the exported policy on the run's fixed subjects.")
     ] = True,
@@ -79,8 +99,8 @@ def export_policy_command(
     from exo.learn.export import export_run
 
     torch.set_num_threads(1)
-    if which not in ("best", "final", "latest"):
-        raise typer.BadParameter(f"--which must be best, final or latest, got {which!r}")
+    if which not in ("best", "final", "latest", "selected") and not which.isdigit():
+        raise typer.BadParameter(f"--which must be best, final, latest, selected or a step count, got {which!r}")
     try:
         card = export_run(run_dir, out, which=which, evaluate=evaluate)
     except (FileNotFoundError, ValueError) as exc:
@@ -95,7 +115,32 @@ def export_policy_command(
         print(json.dumps({"mean_return": card["evaluation"]["mean_return"], "per_level": per_level}, indent=1))
 
 
+def select_checkpoint_command(
+    run_dir: Annotated[Path, typer.Argument(help="Training run folder (exo train --out).")],
+    trials: Annotated[int, typer.Option(min=1, help="Generated subjects per level for every model and the PID.")] = 10,
+    seed: Annotated[int, typer.Option(help="Subject seed (2000: disjoint from training evaluation 1000 and exo eval 0).")] = 2000,
+) -> None:
+    """Rank a run's checkpoints by their shortfall from issue 4's targets vs the PID; write selection.json/.csv.
+
+    Then `exo export-policy RUN --which selected` exports the chosen model.
+    """
+    import torch
+
+    from exo.learn.selection import SELECTION_JSON, select_checkpoint
+
+    torch.set_num_threads(1)
+    try:
+        result = select_checkpoint(run_dir, trials=trials, seed=seed, echo=lambda line: print(line, flush=True))
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    chosen = result.selected
+    print(f"selected {chosen['model']} ({chosen['steps']:,} steps, shortfall {chosen['shortfall']:.2f}) "
+          f"-> {run_dir / SELECTION_JSON}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``exo train`` and ``exo export-policy``."""
+    """Add ``exo train``, ``exo select-checkpoint`` and ``exo export-policy``."""
     app.command("train")(train_command)
+    app.command("select-checkpoint")(select_checkpoint_command)
     app.command("export-policy")(export_policy_command)

@@ -64,7 +64,9 @@ def compute_reward(
       / scale)^2`` (``paper``: linear normalisation, quadratic above q = 75 N m);
     - ``smoothness = -(a_t - a_{t-1})^2`` (actions in [-1, 1]);
     - ``acceleration = -(delta knee acceleration / scale)^2``;
-    - ``range = -1`` while the knee is outside ``safe_range_rad``, else 0.
+    - ``range = -1`` while the knee is outside ``safe_range_rad``, else 0;
+    - ``peak = -min(1, max(0, |tau| - peak_above_nm) / peak_span_nm)^2``: a bounded penalty of
+      torques near the peak (weight 0 in the paper's reward; the peak-aware variant sets it).
 
     ``steps_in_band`` counts consecutive steps (this one included) with |e| and |v| in the bonus band.
     """
@@ -87,6 +89,7 @@ def compute_reward(
         "smoothness": -da * da,
         "acceleration": -acc * acc,
         "range": 0.0 if lo <= knee_angle_rad <= hi else -1.0,
+        "peak": -min(1.0, max(0.0, abs(interaction_torque_nm) - cfg.peak_above_nm) / cfg.peak_span_nm) ** 2,
     }
 
 
@@ -211,6 +214,7 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
             + w[2] * terms["smoothness"]
             + w[3] * terms["acceleration"]
             + w[4] * terms["range"]
+            + w[5] * terms["peak"]
         )
         self._action = a
         diverged = not (math.isfinite(knee) and math.isfinite(vel) and math.isfinite(m.interaction_torque_nm))

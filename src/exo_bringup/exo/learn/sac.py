@@ -212,7 +212,17 @@ class RunDir:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def model_path(self, which: str = "best") -> Path:
-        """The model zip of "best", "final" or "latest" (newest checkpoint)."""
+        """The model zip of "best", "final", "latest" (newest checkpoint), "selected"
+        (:func:`exo.learn.selection.select_checkpoint`'s choice) or a checkpoint's step count."""
+        if which == "selected":
+            from exo.learn.selection import selected_model
+
+            return selected_model(self.root)
+        if which.isdigit():
+            path = self.checkpoints / f"model_{int(which):09d}.zip"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} does not exist (no checkpoint at {int(which):,} steps)")
+            return path
         if which == "latest":
             latest = self.latest()
             if latest is None:
@@ -221,7 +231,7 @@ class RunDir:
         elif which in ("best", "final"):
             path = self.root / which / "model.zip"
         else:
-            raise ValueError(f"which must be best, final or latest, got {which!r}")
+            raise ValueError(f"which must be best, final, latest, selected or a step count, got {which!r}")
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist (the run has no {which} model yet)")
         return path

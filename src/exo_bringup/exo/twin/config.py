@@ -376,7 +376,7 @@ class RewardConfig:
     """Reward terms of the knee-extension task (see :func:`exo.envs.knee_extension.compute_reward`).
 
     Attributes:
-        weights: weight of each named term (pose, interaction, smoothness, acceleration, range).
+        weights: weight of each named term (pose, interaction, smoothness, acceleration, range, peak).
         pose_sigma_rad: width sigma of the pose kernel exp(-e / (2 sigma^2)), rad.
         pose_kernel: "abs" (e = |error|, as in the facts) or "squared" (e = error^2).
         bonus_per_step: bonus growth per consecutive in-band step (-).
@@ -388,6 +388,11 @@ class RewardConfig:
         interaction_quadratic_above_nm: threshold of the paper's quadratic penalty, N m.
         acceleration_scale_rad_s2: normalisation of the knee-acceleration change, rad/s^2.
         safe_range_rad: human knee range outside which the range penalty applies, rad.
+        peak_above_nm: interaction torque at which the peak term starts, N m.
+        peak_span_nm: torque above ``peak_above_nm`` at which the peak term reaches its floor
+            of -1 (it is ``-min(1, max(0, |tau| - peak_above_nm) / peak_span_nm)^2``), N m.
+            The term targets the peak-torque metric, which a per-step linear penalty barely
+            sees; its weight is 0 in the paper's reward (config/env.yaml).
         unsafe_stop_penalty_per_step: charged once per control step left in the episode when a
             training episode ends on the unsafe condition (-), so that stopping early never
             pays more than finishing the trial; it must exceed the largest per-step loss of
@@ -406,8 +411,10 @@ class RewardConfig:
     acceleration_scale_rad_s2: float
     safe_range_rad: tuple[float, float]
     unsafe_stop_penalty_per_step: float = 0.0
+    peak_above_nm: float = 70.0
+    peak_span_nm: float = 30.0
 
-    TERMS: ClassVar[tuple[str, ...]] = ("pose", "interaction", "smoothness", "acceleration", "range")
+    TERMS: ClassVar[tuple[str, ...]] = ("pose", "interaction", "smoothness", "acceleration", "range", "peak")
 
     def __post_init__(self) -> None:
         _check(set(self.weights) == set(self.TERMS), f"reward.weights must name exactly {list(self.TERMS)}, got {sorted(self.weights)}")
@@ -418,7 +425,8 @@ class RewardConfig:
         _check(self.interaction_form in ("facts", "paper"), f"reward.interaction_form must be 'facts' or 'paper', got {self.interaction_form!r}")
         for name in ("bonus_per_step", "bonus_angle_band_rad", "bonus_velocity_band_rad_s", "interaction_quadratic_above_nm", "unsafe_stop_penalty_per_step"):
             _finite(f"reward.{name}", getattr(self, name), 0.0)
-        for name in ("interaction_scale_nm", "acceleration_scale_rad_s2"):
+        _finite("reward.peak_above_nm", self.peak_above_nm, 0.0)
+        for name in ("interaction_scale_nm", "acceleration_scale_rad_s2", "peak_span_nm"):
             _finite(f"reward.{name}", getattr(self, name), 0.0, strict_lo=True)
         _check(self.safe_range_rad[0] < self.safe_range_rad[1], "reward.safe_range_rad must be increasing")
 
@@ -724,6 +732,8 @@ def parse_env_config(params: Mapping[str, Any], path: str = "<dict>") -> EnvConf
             acceleration_scale_rad_s2=rw.number("acceleration_scale_rad_s2", "rad/s^2"),
             safe_range_rad=rw.vector("safe_range_rad", "rad", 2),  # type: ignore[arg-type]
             unsafe_stop_penalty_per_step=rw.number("unsafe_stop_penalty_per_step", "1"),
+            peak_above_nm=rw.number("peak_above_nm", "N m"),
+            peak_span_nm=rw.number("peak_span_nm", "N m"),
         )
         return EnvConfig(
             control_steps=ep.integer("control_steps", "1"),

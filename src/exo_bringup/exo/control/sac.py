@@ -24,6 +24,14 @@ in float64 (torch runs float32: outputs agree within about 1e-6).
 ``action_scale_nm`` comes from the card (100 N m: the env's action is torque / 100 N m);
 ``torque_limit_nm`` is an extra output clip (e.g. a per-user cap below the motor's 100 N m).
 
+A **residual** policy (card entry ``residual``, :mod:`exo.envs.residual`) adds its action
+to a base controller's (the PID's), with the base controller's recorded parameters::
+
+    a_applied = clip(base_nm / action_scale_nm + residual_scale * a, -1, 1)
+    torque_nm = clip(a_applied * action_scale_nm, -torque_limit_nm, +torque_limit_nm)
+
+The base controller's state (the PID integral) is reset by :meth:`SacController.reset`.
+
 Loading is cached per (file, modification time, backend), so the evaluator, which
 builds a fresh controller for every trial, reads each file once per process.
 """
@@ -204,11 +212,15 @@ class SacController:
 
         if self._actor.obs_dim != OBS_DIM:
             raise ValueError(f"{self.policy_path}: policy takes {self._actor.obs_dim} observations, exo builds {OBS_DIM}")
+        self._set_residual(self.card.get("residual"))
 
     @classmethod
     def from_actor(cls, actor: NumpyActor, torque_limit_nm: float = 100.0,
-                   action_scale_nm: float = DEFAULT_ACTION_SCALE_NM) -> SacController:
-        """A controller around in-memory weights (periodic evaluation during training)."""
+                   action_scale_nm: float = DEFAULT_ACTION_SCALE_NM, residual: Any = None) -> SacController:
+        """A controller around in-memory weights (periodic evaluation during training).
+
+        ``residual``: an :class:`exo.envs.residual.ResidualSpec` (or its card dict) for a residual policy.
+        """
         self = cls.__new__(cls)
         self.backend = "numpy"
         self.torque_limit_nm = float(torque_limit_nm)
@@ -216,10 +228,25 @@ class SacController:
         self.card = {}
         self.action_scale_nm = float(action_scale_nm)
         self._actor = actor
+        self._set_residual(residual)
         return self
 
+    def _set_residual(self, residual: Any) -> None:
+        from exo.control.residual import ResidualSpec
+
+        if residual is None or isinstance(residual, ResidualSpec):
+            self.residual = residual
+        else:
+            try:
+                self.residual = ResidualSpec.from_dict(residual)
+            except ValueError as exc:
+                raise ValueError(f"{self.policy_path}: bad 'residual' entry in the card: {exc}") from exc
+        self._base = self.residual.make_base() if self.residual is not None else None
+
     def reset(self) -> None:
-        """Nothing to reset: the policy is a feed-forward function of the observation."""
+        """Reset the base controller of a residual policy (the policy itself is feed-forward)."""
+        if self._base is not None:
+            self._base.reset()
 
     def action(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions in [-1, 1], shape (batch, 1), for one or a batch of observations."""
@@ -227,13 +254,22 @@ class SacController:
 
     def act(self, obs: np.ndarray) -> float:
         """Exo torque request in N m (+ = flexion) for one observation vector."""
-        torque = float(self._actor(obs)[0, 0]) * self.action_scale_nm
+        a = float(self._actor(obs)[0, 0])
+        if self._base is not None:
+            from exo.control.residual import combine
+
+            a = combine(self._base.act(obs) / self.action_scale_nm, a, self.residual.scale)
+        torque = a * self.action_scale_nm
         limit = self.torque_limit_nm
         return limit if torque > limit else -limit if torque < -limit else torque
 
-    def params(self) -> dict[str, float | str]:
+    def params(self) -> dict[str, Any]:
         """Parameters for run records and ``make_controller("sac", **params)``."""
-        return {"policy": str(self.policy_path), "torque_limit_nm": self.torque_limit_nm, "backend": self.backend}
+        out: dict[str, Any] = {"policy": str(self.policy_path), "torque_limit_nm": self.torque_limit_nm,
+                               "backend": self.backend}
+        if self.residual is not None:
+            out["residual"] = f"{self.residual.controller} x{self.residual.scale:g}"
+        return out
 
     def __getstate__(self) -> dict[str, Any]:  # onnxruntime sessions do not pickle: reload on the other side
         state = dict(self.__dict__)

@@ -19,12 +19,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exo.params import ConfigError, load_yaml
 
+if TYPE_CHECKING:
+    from exo.control.residual import ResidualSpec
+
 #: Sections of config/sac.yaml, in file order.
-SECTIONS = ("network", "algorithm", "data", "evaluation", "checkpoints", "runtime")
+SECTIONS = ("network", "algorithm", "residual", "data", "evaluation", "checkpoints", "runtime")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ class SacConfig:
         utd_ratio: gradient steps per collected transition (update-to-data ratio).
         ent_coef: "auto" (learned, SB3 ``auto``), "auto_<init>" or a fixed float.
         target_entropy: target policy entropy ("auto" = -action_dim) or a float.
+        residual_controller: "none" (the policy commands the torque, as in the paper) or a
+            registered controller the policy's action is added to (:mod:`exo.control.residual`).
+        residual_params: the base controller's parameters; empty = its entry in
+            ``config/controllers.yaml`` when the run starts (then recorded in run.json).
+        residual_scale: authority of the policy's correction, fraction of the action range.
         n_envs: parallel environments.
         vec_env: "dummy" (one process) or "subproc" (one process per env).
         levels: spasticity levels drawn uniformly per episode (all four = the env's ``level=None``).
@@ -71,6 +79,9 @@ class SacConfig:
     utd_ratio: float = 0.5
     ent_coef: str | float = "auto"
     target_entropy: str | float = "auto"
+    residual_controller: str = "none"
+    residual_params: Mapping[str, Any] = field(default_factory=dict)
+    residual_scale: float = 0.5
     n_envs: int = 2
     vec_env: str = "dummy"
     levels: tuple[int, ...] = (0, 1, 2, 3)
@@ -118,6 +129,19 @@ class SacConfig:
             ok = isinstance(value, (int, float)) or (isinstance(value, str) and value.startswith("auto"))
             check(ok, f"{name} must be 'auto' or a number, got {value!r}")
         check(isinstance(self.env_overrides, Mapping), f"env_overrides must be a mapping, got {self.env_overrides!r}")
+        check(isinstance(self.residual_params, Mapping), f"residual_params must be a mapping, got {self.residual_params!r}")
+        check(isinstance(self.residual_controller, str) and bool(self.residual_controller),
+              f"residual_controller must be 'none' or a controller name, got {self.residual_controller!r}")
+        check(isinstance(self.residual_scale, (int, float)) and math.isfinite(self.residual_scale)
+              and 0.0 < self.residual_scale <= 2.0, f"residual_scale must be in (0, 2], got {self.residual_scale!r}")
+
+    def residual(self) -> ResidualSpec | None:
+        """The residual base controller, or None for a plain policy (``residual_controller: none``)."""
+        if self.residual_controller == "none":
+            return None
+        from exo.control.residual import ResidualSpec
+
+        return ResidualSpec(self.residual_controller, dict(self.residual_params), float(self.residual_scale))
 
     def gradient_steps(self) -> int:
         """Gradient steps per training phase: ``utd_ratio * train_freq * n_envs`` (at least 1)."""
@@ -135,6 +159,7 @@ class SacConfig:
         """Plain dict (JSON friendly)."""
         out = asdict(self)
         out["env_overrides"] = dict(self.env_overrides)
+        out["residual_params"] = dict(self.residual_params)
         return out
 
 
@@ -146,9 +171,9 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, int):
             value = [value]
         return tuple(value)
-    if name in ("learning_rate", "gamma", "tau", "utd_ratio") and isinstance(value, int) and not isinstance(value, bool):
+    if name in ("learning_rate", "gamma", "tau", "utd_ratio", "residual_scale") and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if name == "env_overrides" and value is None:
+    if name in ("env_overrides", "residual_params") and value is None:
         return {}
     return value
 

@@ -233,8 +233,11 @@ def write_policy(
     training: dict[str, Any] | None = None,
     evaluation: dict[str, Any] | None = None,
     action_scale_nm: float = 100.0,
+    residual: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the four files of an exported policy from an SB3 SAC ``model``; return the card.
+
+    ``residual``: the card entry of a residual policy (:meth:`exo.control.residual.ResidualSpec.to_dict`).
 
     Raises:
         ValueError: a format disagrees with torch by more than :data:`TOLERANCE`.
@@ -273,6 +276,7 @@ def write_policy(
         },
         "network": {"hidden": [int(w.shape[0]) for w, _ in hidden], "activation": "gelu (exact, erf)",
                     "output": "tanh"},
+        **({"residual": residual} if residual else {}),
         "training": training or {},
         "evaluation": evaluation or {},
         "consistency": check,
@@ -327,7 +331,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path, which: str = "best", ev
         "best": record.get("best"),
     }
     started = time.perf_counter()
-    card = write_policy(model, out_dir, training=training)
+    from exo.learn.config import SacConfig
+
+    spec = SacConfig().with_overrides(**cfg).residual()
+    card = write_policy(model, out_dir, training=training, residual=spec.to_dict() if spec else None)
     if evaluate:
         controller = SacController(str(out_dir))
         result = evaluate_controller(controller, record["twin"], tuple(cfg["levels"]), cfg["eval_trials_per_level"],

@@ -67,6 +67,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from exo.control.residual import ResidualSpec
 from exo.learn.config import SacConfig
 from exo.learn.evaluation import LOGGED_METRICS, PolicyEvaluation, evaluate_controller
 
@@ -91,9 +92,15 @@ class LevelSubset(gym.Wrapper):
         return self.env.reset(seed=seed, options={**(options or {}), "level": level})
 
 
-def make_env(twin: str, levels: tuple[int, ...], subject_noise: bool, env_overrides: dict[str, Any]) -> gym.Env:
-    """One training env: the knee-extension task with random level and subject per episode, in a Monitor."""
+def make_env(twin: str, levels: tuple[int, ...], subject_noise: bool, env_overrides: dict[str, Any],
+             residual: ResidualSpec | None = None) -> gym.Env:
+    """One training env: the knee-extension task with random level and subject per episode, in a Monitor.
+
+    With ``residual``, the policy's action is a correction added to that base controller
+    (:class:`exo.envs.residual.ResidualActionWrapper`).
+    """
     from exo.envs.knee_extension import KneeExtensionEnv
+    from exo.envs.residual import ResidualActionWrapper
 
     env: gym.Env = KneeExtensionEnv(
         twin=twin,
@@ -103,12 +110,14 @@ def make_env(twin: str, levels: tuple[int, ...], subject_noise: bool, env_overri
     )
     if 1 < len(levels) < len(ALL_LEVELS):
         env = LevelSubset(env, levels)
+    if residual is not None:
+        env = ResidualActionWrapper(env, residual)
     return Monitor(env)
 
 
 def make_vec_env(twin: str, cfg: SacConfig) -> VecEnv:
     """``cfg.n_envs`` training envs in a DummyVecEnv or SubprocVecEnv (factories are picklable partials)."""
-    factory = partial(make_env, twin, tuple(cfg.levels), cfg.subject_noise, dict(cfg.env_overrides))
+    factory = partial(make_env, twin, tuple(cfg.levels), cfg.subject_noise, dict(cfg.env_overrides), cfg.residual())
     fns = [factory] * cfg.n_envs
     if cfg.vec_env == "subproc":
         return SubprocVecEnv(fns, start_method="forkserver")
@@ -280,7 +289,7 @@ class EvaluationCallback(BaseCallback):
         from exo.learn.export import numpy_actor
 
         started = time.perf_counter()
-        controller = SacController.from_actor(numpy_actor(self.model))
+        controller = SacController.from_actor(numpy_actor(self.model), residual=self.cfg.residual())
         result = evaluate_controller(controller, self.twin, tuple(self.cfg.levels), self.cfg.eval_trials_per_level,
                                      self.cfg.eval_seed, dict(self.cfg.env_overrides))
         elapsed = time.perf_counter() - started
@@ -518,6 +527,10 @@ def train(
         if config is None:
             config, config_sources = load_sac_config()
         cfg = config
+        if cfg.residual_controller != "none" and not cfg.residual_params:
+            from exo.control import load_controller_params
+
+            cfg = cfg.with_overrides(residual_params=load_controller_params(cfg.residual_controller))
         record = {
             "algo": "sac",
             "twin": twin,

@@ -147,6 +147,7 @@ def select_checkpoint(
 
     from exo.control import load_controller_params, make_controller
     from exo.control.sac import SacController
+    from exo.learn.config import SacConfig
     from exo.learn.export import numpy_actor
     from exo.learn.sac import RunDir
 
@@ -154,6 +155,7 @@ def select_checkpoint(
     record = run.read_record()
     cfg = record["config"]
     twin, levels, overrides = record["twin"], tuple(cfg["levels"]), dict(cfg["env_overrides"])
+    residual = SacConfig().with_overrides(**cfg).residual()
     models = run_models(run.root)
     if not models:
         raise FileNotFoundError(f"{run.checkpoints}: no model_*.zip checkpoints to select from")
@@ -166,7 +168,7 @@ def select_checkpoint(
     rows: list[dict[str, Any]] = []
     for steps, path in models:
         model = SAC.load(str(path), device="cpu")
-        result: PolicyEvaluation = evaluate_controller(SacController.from_actor(numpy_actor(model)), twin, levels,
+        result: PolicyEvaluation = evaluate_controller(SacController.from_actor(numpy_actor(model), residual=residual), twin, levels,
                                                        trials, seed, overrides)
         score, details = shortfall(result.per_level(), pid, targets)
         row = {"steps": steps, "model": str(path.relative_to(run.root)), "shortfall": round(score, 4), "mean_return": result.mean_return,

@@ -1,39 +1,60 @@
 #!/usr/bin/env bash
 # Regenerate the SAC-vs-PID results of docs/results.md (issue 4), end to end.
 #
-#   scripts/sac_results.sh                 # everything: train, export, evaluate, compare
-#   SKIP_TRAIN=1 scripts/sac_results.sh    # from an existing run in $RUN (or a committed policy)
+#   scripts/sac_results.sh                          # the paper's agent: train, select, export, evaluate, compare
+#   VARIANT=residual-peak scripts/sac_results.sh    # the residual + peak-term variant (docs/results.md, section 3)
+#   SKIP_TRAIN=1 scripts/sac_results.sh             # from an existing run in $RUN (or a committed policy)
 #
 # Variables (defaults are the values behind docs/results.md):
-#   SEED=0 STEPS=1200000 TWIN=reduced TRIALS=250 RUN=runs/train/sac-reduced-s0
-#   POLICY=models/sac-reduced OUT=runs/results
+#   VARIANT=paper SEED=0 STEPS=1200000 TWIN=reduced TRIALS=250 SELECT_TRIALS=10 WHICH=selected
+#   RUN=runs/train/sac-[<variant>-]<twin>-s<seed> POLICY=models/sac-[<variant>-]<twin> OUT=runs/results/<variant>
 # Training is resumable: re-running the script continues $RUN from its latest checkpoint.
-# Every output folder records the command, commit and versions (summary.json / run.json).
+# Checkpoints are ranked by issue 4's criteria on subjects of seed 2000 (exo select-checkpoint);
+# WHICH=best exports the best-return model instead. Every output folder records the command,
+# commit and versions (summary.json / run.json / selection.json).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 exo=${EXO:-.venv/bin/exo}
+VARIANT=${VARIANT:-paper}
 SEED=${SEED:-0}
 STEPS=${STEPS:-1200000}
 TWIN=${TWIN:-reduced}
 TRIALS=${TRIALS:-250}
-RUN=${RUN:-runs/train/sac-$TWIN-s$SEED}
-POLICY=${POLICY:-models/sac-$TWIN}
-OUT=${OUT:-runs/results}
+SELECT_TRIALS=${SELECT_TRIALS:-10}
+WHICH=${WHICH:-selected}
+case "$VARIANT" in
+  paper) name=sac-$TWIN; settings=() ;;
+  residual-peak)
+    # the policy corrects the PID (+-50 N m), and the reward adds a bounded penalty on torques above 70 N m
+    name=sac-residual-peak-$TWIN
+    settings=(--set residual_controller=pid
+              --set 'env_overrides={reward__weights: {pose: 5.0, interaction: 1.0, smoothness: 0.01, acceleration: 0.001, range: 10.0, peak: 4.0}, reward__unsafe_stop_penalty_per_step: 15.0}') ;;
+  *) echo "unknown VARIANT=$VARIANT (paper, residual-peak)" >&2; exit 2 ;;
+esac
+RUN=${RUN:-runs/train/$name-s$SEED}
+POLICY=${POLICY:-models/$name}
+OUT=${OUT:-runs/results/$VARIANT}
 other=$([ "$TWIN" = reduced ] && echo full || echo reduced)
 
 if [ -z "${SKIP_TRAIN:-}" ]; then
-  resume=(); [ -f "$RUN/run.json" ] && resume=(--resume)
-  "$exo" train --algo sac --twin "$TWIN" --steps "$STEPS" --seed "$SEED" --out "$RUN" "${resume[@]}"
-  "$exo" export-policy "$RUN" --out "$POLICY" --which best
+  if [ -f "$RUN/run.json" ]; then
+    "$exo" train --algo sac --twin "$TWIN" --steps "$STEPS" --seed "$SEED" --out "$RUN" --resume
+  else
+    "$exo" train --algo sac --twin "$TWIN" --steps "$STEPS" --seed "$SEED" --out "$RUN" --set keep_checkpoints=40 "${settings[@]}"
+  fi
+fi
+if [ -d "$RUN/checkpoints" ]; then
+  [ "$WHICH" = selected ] && "$exo" select-checkpoint "$RUN" --trials "$SELECT_TRIALS"
+  "$exo" export-policy "$RUN" --out "$POLICY" --which "$WHICH"
 fi
 
 # The paper's protocol on TRIALS generated subjects per level (subject seeds from --seed 0).
 for twin in "$TWIN" "$other"; do
-  "$exo" eval --controller pid --twin "$twin" --trials "$TRIALS" --out "$OUT/pid-$twin"
+  [ -f "$OUT/../pid-$twin/summary.json" ] || "$exo" eval --controller pid --twin "$twin" --trials "$TRIALS" --out "$OUT/../pid-$twin"
   "$exo" eval --controller sac --policy "$POLICY" --twin "$twin" --trials "$TRIALS" --out "$OUT/sac-$TWIN-on-$twin"
 done
 # In-domain comparison (the paper's table) and sim-to-sim transfer (policy trained on $TWIN, run on $other).
-"$exo" compare "$OUT/pid-$TWIN" "$OUT/sac-$TWIN-on-$TWIN" --out "$OUT/compare-$TWIN"
-"$exo" compare "$OUT/pid-$other" "$OUT/sac-$TWIN-on-$other" --out "$OUT/compare-$TWIN-on-$other"
+"$exo" compare "$OUT/../pid-$TWIN" "$OUT/sac-$TWIN-on-$TWIN" --out "$OUT/compare-$TWIN"
+"$exo" compare "$OUT/../pid-$other" "$OUT/sac-$TWIN-on-$other" --out "$OUT/compare-$TWIN-on-$other"
 "$exo" compare "$OUT/sac-$TWIN-on-$TWIN" "$OUT/sac-$TWIN-on-$other" --out "$OUT/transfer-$TWIN-to-$other"
 echo "results in $OUT (compare-*/compare.md, compare.png)"

@@ -11,7 +11,9 @@ where every decision is made). This node only moves data:
 - ``safety/estop`` and ``safety/reset`` (std_srvs/Trigger) -> ``estop``/``reset``.
 
 **Start-up.** Until the controller's first request (at most ``startup_grace_s``
-of wall time from the first sensor sample) no command is published: the actuator holds zero torque, and a
+of wall time from the first joint_states sample: the samples the controller answers; on
+hardware the IMUs stream before the actuator driver starts the control loop) no command is
+published: the actuator holds zero torque, and a
 lockstep sim bridge keeps offering its first sample. After that, no request
 means the fallback.
 
@@ -66,7 +68,7 @@ NODE_PARAMS = [
           "wall time (so that per-source timeouts fire when the whole stream stops), s.", 0.001, 10.0),
     Param("stall_grace_sim_s", 3.0, "As stall_grace_s under use_sim_time: longer than the sim bridge's "
           "lockstep_timeout_s, during which a lockstep sensor stream waits for a command, s.", 0.001, 60.0),
-    Param("startup_grace_s", 5.0, "Wall seconds after the first sensor sample during which, until the controller's first "
+    Param("startup_grace_s", 5.0, "Wall seconds after the first joint_states sample during which, until the controller's first "
           "request, sensor samples get no command (the actuator stays at zero torque) instead of the "
           "fallback: the graph's processes come up in any order, s.", 0.0, 600.0),
     Param("step_sync", "sim_time", "Decide a step only once a sample stamped at that step has arrived from every "
@@ -145,7 +147,7 @@ class SafetyMonitorNode(Node):
         self.early_request: TorqueCommand | None = None  # a request that came before its joint_states sample
         self.early_since = 0.0  # wall time it arrived
         self.last_status_wall = 0.0
-        self.first_sample_wall: float | None = None  # wall time of the first accepted sensor sample
+        self.first_sample_wall: float | None = None  # wall time of the first accepted joint_states sample
         # Under simulated time a slow controller is not late in sim time: wait much longer
         # (a dead one is still caught on the next sample, see _sensor_callback).
         sim = self.get_parameter("use_sim_time").value
@@ -175,6 +177,8 @@ class SafetyMonitorNode(Node):
             accepted = self.core.on_sensor(source, t, knee_angle_rad=angle, knee_velocity_rad_s=velocity,
                                            motor_torque_nm=torque)
             self._on_sample(t, accepted)
+            if accepted and self.first_sample_wall is None:
+                self.first_sample_wall = time.monotonic()  # the start-up grace runs from the control loop's start
             if self.early_request is not None and _ns(self.early_request.header.stamp) <= ns:
                 self._release_early_request()  # its sample (or a newer one) is here: the core sees them in order
             if not accepted:
@@ -234,8 +238,6 @@ class SafetyMonitorNode(Node):
 
     def _on_sample(self, t: float, accepted: bool) -> None:
         if accepted:
-            if self.first_sample_wall is None:
-                self.first_sample_wall = time.monotonic()
             self.last_sample_t = t if self.last_sample_t is None else max(self.last_sample_t, t)
             self.last_sample_wall = time.monotonic()
 

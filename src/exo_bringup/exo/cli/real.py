@@ -117,7 +117,7 @@ def real(
             emulator.start()
             prioritise([emulator.process.pid], realtime + 10 if realtime else 0)  # the "hardware" first
             console.print(f"  [green]emulated rig[/] {emulator.ports} CAN udp_multicast port {emulator.can_port}")
-        monitor = SimMonitor(domain, runner.namespace)
+        monitor = SimMonitor(domain, runner.namespace, events=True)  # the cheaper executor: it runs next to the graph
         t0 = time.monotonic()
 
         def wait_ready(pending: list[str]) -> None:

@@ -70,7 +70,8 @@ def test_worst_sensor_gap_is_the_largest_interval_inside_the_window():
 
     stamps = [0.0, 0.01, 0.02, 0.07, 0.08, 0.2]
     assert abs(worst_gap_s(stamps, 0.0, 0.1) - 0.05) < 1e-12
-    assert abs(worst_gap_s(stamps, 0.05, 1.0) - 0.12) < 1e-12
+    assert abs(worst_gap_s(stamps, 0.05, 0.25) - 0.12) < 1e-12
+    assert abs(worst_gap_s(stamps, 0.05, 1.0) - 0.8) < 1e-12  # silent since 0.2 s: its age at the end
     assert math.isnan(worst_gap_s(stamps, 0.3, 1.0))
 
 

@@ -266,9 +266,13 @@ def cpu_times(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
 
 
 def worst_gap_s(stamps: list[float], start: float, end: float) -> float:
-    """Largest interval between consecutive stamps in [start, end] (s): the oldest the newest sample got."""
+    """The oldest the newest sample got in [start, end] (s, stamps on the same clock): the largest
+    interval between consecutive stamps, or from the last stamp to ``end`` (a sensor gone silent);
+    NaN if no stamp is inside."""
     inside = sorted(t for t in stamps if start <= t <= end)
-    return max((b - a for a, b in zip(inside[:-1], inside[1:], strict=True)), default=math.nan)
+    if not inside:
+        return math.nan
+    return max([b - a for a, b in zip(inside[:-1], inside[1:], strict=True)] + [end - inside[-1]])
 
 
 def run_timing(monitor, sensor_stamps: dict[str, list[float]], window: tuple[float, float, float, float],
@@ -288,6 +292,7 @@ def run_timing(monitor, sensor_stamps: dict[str, list[float]], window: tuple[flo
         "joint_states_hz": sum(sys0 <= t <= sys1 for t in tr.t) / wall if wall > 0 else math.nan,
         "worst_sensor_gap_s": {k: worst_gap_s(v, sys0, sys1) for k, v in stamps.items()},
         "command_sources": dict(sorted(tr.command_source.items())),
+        "knee_first_last_deg": [math.degrees(tr.knee_rad[0]), math.degrees(tr.knee_rad[-1])] if tr.knee_rad else [],
         "safety_transitions": [{"t": t, "state": s, "reason": r} for t, s, r in states],
         "safe_stops": sum(s == "SAFE_STOP" for _, s, _ in after_start),
         "fallbacks": sum(s == "FALLBACK" for _, s, _ in after_start),

@@ -278,12 +278,13 @@ def worst_gap_s(stamps: list[float], start: float, end: float) -> float:
 def run_timing(monitor, sensor_stamps: dict[str, list[float]], window: tuple[float, float, float, float],
                cpu0: dict, cpu1: dict, rig_timing: dict | None) -> dict:
     """The timing report of a run (``--timing-report``): see docs/drivers.md, "Timing"."""
+    from exo import contract
     from exo.drivers.emulators import lateness_stats
 
     mono0, mono1, sys0, sys1 = window
     wall = mono1 - mono0
     tr = monitor.trace
-    stamps = {"joint_states": tr.t, **{name.replace("/", "_"): v for name, v in sensor_stamps.items()}}
+    stamps = {contract.JOINT_STATES.name: tr.t, **{name.replace("/", "_"): v for name, v in sensor_stamps.items()}}
     states = [(t, s, r) for t, s, r in tr.safety_states]
     started = next((i for i, (_, s, _) in enumerate(states) if s != "SAFE_STOP"), len(states))
     after_start = states[started:]

@@ -24,6 +24,9 @@ from exo.graph import LAUNCH_ARGUMENTS
 
 #: The node whose joint_states start the control loop; started last (see the bring-up order below).
 ACTUATOR = "actuator_driver"
+#: The control loop (``--realtime``): the actuator driver, every sensor source the safety monitor
+#: watches, the controller and the monitor. The EMG and foot-pressure drivers stay at ``--nice``.
+REALTIME_NODES = ("actuator_driver", "imu_thigh_driver", "imu_shank_driver", "controller", "safety_monitor")
 
 
 def real(
@@ -44,12 +47,18 @@ def real(
                                        "timeouts instead of config/emulate.yaml's (see docs/drivers.md)."),
     nice: int = typer.Option(-10, min=-20, max=19, help="Nice value of the graph's processes (and of the "
                              "emulated rig): real-time loops must not wait behind other work (see exo/priority.py)."),
+    realtime: int = typer.Option(50, min=0, max=89, help="SCHED_FIFO priority of the control loop's processes "
+                                 "(the actuator and IMU drivers, controller, safety monitor; the emulated rig gets "
+                                 "10 more); 0 = none, --nice only (see exo/priority.py)."),
+    timing_report: Path = typer.Option(None, "--timing-report", help="Write a JSON timing report of the run "
+                                       "there: worst gap per sensor topic, command sources, safety transitions, "
+                                       "CPU per process, the emulated rig's step lateness (docs/drivers.md)."),
 ) -> None:
     """Run the real graph (hardware drivers, controller, safety monitor) as separate processes."""
     from rich.console import Console
 
     from exo.drivers.emulators import EmulatorProcess
-    from exo.priority import raise_priority
+    from exo.priority import freeze_startup_heap, raise_priority, set_realtime
     from exo.runner import GraphRunner, NodeDied
     from exo.testing.ros_env import ros_environment
 
@@ -88,17 +97,27 @@ def real(
                   f"domain={domain} namespace={runner.namespace}" + (f" faults={list(fault)}" if fault else ""))
     exit_code = 0
     monitor = None
+    window = None
+    sensor_stamps: dict[str, list[float]] = {}
+    cpu0 = cpu1 = {}
     wall0 = time.monotonic()
     try:
-        def prioritise(pids: list[int]) -> None:
+        def prioritise(pids: list[int], rt: int = 0) -> None:
             for problem in raise_priority(pids, nice):
                 console.print(f"  [yellow]priority[/]: {problem}; running at normal priority")
+            if rt:
+                for problem in set_realtime(pids, rt):
+                    console.print(f"  [yellow]priority[/]: {problem}; running at nice {nice}")
+
+        def make_realtime(names: list[str]) -> None:
+            # once the node is up (its threads exist; start-up imports must not run ahead of everything)
+            prioritise([runner.node(n).process.pid for n in names if n in REALTIME_NODES], realtime)
 
         if emulator is not None:
             emulator.start()
-            prioritise([emulator.process.pid])
+            prioritise([emulator.process.pid], realtime + 10 if realtime else 0)  # the "hardware" first
             console.print(f"  [green]emulated rig[/] {emulator.ports} CAN udp_multicast port {emulator.can_port}")
-        monitor = SimMonitor(domain, runner.namespace)
+        monitor = SimMonitor(domain, runner.namespace, events=True)  # the cheaper executor: it runs next to the graph
         t0 = time.monotonic()
 
         def wait_ready(pending: list[str]) -> None:
@@ -119,10 +138,18 @@ def real(
         runner.start(first)
         prioritise([runner.node(n).process.pid for n in first])
         wait_ready(list(first))
+        make_realtime(first)
         runner.start([ACTUATOR])
         prioritise([runner.node(ACTUATOR).process.pid])
         wait_ready([ACTUATOR])
-        wall0 = time.monotonic()
+        make_realtime([ACTUATOR])
+        sensor_stamps = watch_sensor_stamps(monitor) if timing_report else {}
+        freeze_startup_heap()  # the watcher too: no 30 ms full collections competing with the graph
+        pids = {n.name: n.process.pid for n in runner.nodes if n.process is not None}
+        if emulator is not None:
+            pids["emulated_rig"] = emulator.process.pid
+        pids["exo_real"] = os.getpid()  # this process: the watcher
+        cpu0, wall0, system0 = cpu_times(pids), time.monotonic(), time.time()
         with console.status("running") as status:
             while duration <= 0 or time.monotonic() - wall0 < duration:
                 runner.check()
@@ -130,6 +157,8 @@ def real(
                     raise RuntimeError(f"the emulated rig exited:\n{emulator.log()[-2000:]}")
                 monitor.spin(0.05)
                 status.update(monitor.live_line())
+        window = (wall0, time.monotonic(), system0, time.time())
+        cpu1 = cpu_times(pids)
         console.print(summary(monitor, time.monotonic() - wall0))
     except NodeDied as exc:
         console.print(f"[red]exo real: {exc}[/]")
@@ -152,6 +181,17 @@ def real(
                 console.print(f"  emulated motor: {last[-1].split(';', 1)[-1].strip()}")
         bad = {k: v for k, v in codes.items() if v not in (0, -2, None)}
         console.print(f"stopped {len(codes)} node(s)" + (f"; exit codes {bad}" if bad else ""))
+        if timing_report and window is not None:
+            import json
+
+            from exo.evaluate import json_safe
+
+            report = run_timing(monitor, sensor_stamps, window, cpu0, cpu1,
+                                emulator.timing() if emulator is not None else None)
+            report.update(strict_timing=strict_timing, emulate=emulate, controller=controller, exit_code=exit_code)
+            timing_report.parent.mkdir(parents=True, exist_ok=True)
+            timing_report.write_text(json.dumps(json_safe(report), indent=1))
+            console.print(f"timing report: {timing_report}")
     if exit_code:
         raise typer.Exit(exit_code)
 
@@ -178,6 +218,91 @@ def summary(monitor, wall_s: float):
     if tr.safety_states:
         table.add_row("last safety reason", tr.safety_states[-1][2] or "-")
     return table
+
+
+def watch_sensor_stamps(monitor) -> dict[str, list[float]]:
+    """Collect the header stamps (s) of the IMU topics in the watcher (joint_states it has already).
+
+    The interaction topics are stamped by the actuator driver in the same callback as joint_states
+    (same stamp), so their gaps are joint_states'.
+    """
+    from exo import contract
+    from exo.ros.convert import from_time_msg
+    from exo.ros.qos import qos_profile
+    from exo.ros.types import interface_class
+
+    stamps: dict[str, list[float]] = {}
+    for topic in (contract.IMU_THIGH, contract.IMU_SHANK):
+        box = stamps.setdefault(topic.name, [])
+        qos = qos_profile(topic)
+        qos.depth = 1000
+        monitor.probe.node.create_subscription(interface_class(topic.msg_type), topic.resolved(monitor.namespace),
+                                               lambda msg, box=box: box.append(from_time_msg(msg.header.stamp)), qos)
+    return stamps
+
+
+def cpu_times(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """(CPU s, run-queue wait s) of each process, all its threads, from /proc; missing processes left out.
+
+    The wait is the time its threads were runnable but not running (``schedstat``): how long the
+    CPU made them wait.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            wait = 0.0
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                try:
+                    wait += int((task / "schedstat").read_text().split()[1]) / 1e9
+                except (OSError, IndexError, ValueError):
+                    continue
+            out[name] = (cpu, wait)
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def worst_gap_s(stamps: list[float], start: float, end: float) -> float:
+    """The oldest the newest sample got in [start, end] (s, stamps on the same clock): the largest
+    interval between consecutive stamps, or from the last stamp to ``end`` (a sensor gone silent);
+    NaN if no stamp is inside."""
+    inside = sorted(t for t in stamps if start <= t <= end)
+    if not inside:
+        return math.nan
+    return max([b - a for a, b in zip(inside[:-1], inside[1:], strict=True)] + [end - inside[-1]])
+
+
+def run_timing(monitor, sensor_stamps: dict[str, list[float]], window: tuple[float, float, float, float],
+               cpu0: dict, cpu1: dict, rig_timing: dict | None) -> dict:
+    """The timing report of a run (``--timing-report``): see docs/drivers.md, "Timing"."""
+    from exo import contract
+    from exo.drivers.emulators import lateness_stats
+
+    mono0, mono1, sys0, sys1 = window
+    wall = mono1 - mono0
+    tr = monitor.trace
+    stamps = {contract.JOINT_STATES.name: tr.t, **{name.replace("/", "_"): v for name, v in sensor_stamps.items()}}
+    states = [(t, s, r) for t, s, r in tr.safety_states]
+    started = next((i for i, (_, s, _) in enumerate(states) if s != "SAFE_STOP"), len(states))
+    after_start = states[started:]
+    report = {
+        "wall_s": wall,
+        "joint_states_hz": sum(sys0 <= t <= sys1 for t in tr.t) / wall if wall > 0 else math.nan,
+        "worst_sensor_gap_s": {k: worst_gap_s(v, sys0, sys1) for k, v in stamps.items()},
+        "command_sources": dict(sorted(tr.command_source.items())),
+        "knee_first_last_deg": [math.degrees(tr.knee_rad[0]), math.degrees(tr.knee_rad[-1])] if tr.knee_rad else [],
+        "safety_transitions": [{"t": t, "state": s, "reason": r} for t, s, r in states],
+        "safe_stops": sum(s == "SAFE_STOP" for _, s, _ in after_start),
+        "fallbacks": sum(s == "FALLBACK" for _, s, _ in after_start),
+        "cpu_percent": {k: 100.0 * (cpu1[k][0] - cpu0[k][0]) / wall for k in cpu1 if k in cpu0 and wall > 0},
+        "runqueue_wait_percent": {k: 100.0 * (cpu1[k][1] - cpu0[k][1]) / wall for k in cpu1 if k in cpu0 and wall > 0},
+    }
+    if rig_timing is not None:
+        report["rig"] = lateness_stats(rig_timing, mono0, mono1)
+    return report
 
 
 def register(app: typer.Typer) -> None:

@@ -273,6 +273,8 @@ class EmulatedRig:
         self.steps = 0
         self.late_steps = 0  # steps started more than 50 ms late (the host did not run the rig)
         self.worst_late_s = 0.0
+        # (monotonic start s, lateness s) of the last hour's steps (see timing())
+        self.step_log: deque[tuple[float, float]] = deque(maxlen=360_000)
         self._stop = threading.Event()
         self.t0 = time.monotonic()
 
@@ -345,7 +347,9 @@ class EmulatedRig:
         self.t0 = time.monotonic()
         next_t = self.t0
         while not self._stop.is_set() and time.monotonic() - self.t0 < duration_s:
-            late = time.monotonic() - next_t
+            now = time.monotonic()
+            late = now - next_t
+            self.step_log.append((now, late))
             self.worst_late_s = max(self.worst_late_s, late)
             self.late_steps += late > 0.05
             self.step()
@@ -359,6 +363,17 @@ class EmulatedRig:
     def stop(self) -> None:
         self._stop.set()
 
+    def timing(self) -> dict:
+        """The steps' start times and lateness, for :func:`lateness_stats`.
+
+        ``start_s``: monotonic clock (system-wide, so other processes can select a window), s;
+        ``late_ms``: how late each step started against its deadline, ms. A step late by more
+        than a period means every emulated device was silent that long (the host did not run
+        the rig); the steps due meanwhile then run back to back.
+        """
+        return {"period_ms": self.period_s * 1e3, "start_s": [round(t, 4) for t, _ in self.step_log],
+                "late_ms": [round(late * 1e3, 3) for _, late in self.step_log]}
+
     def close(self) -> None:
         self.stop()
         self.motor.stop()
@@ -366,6 +381,21 @@ class EmulatedRig:
             dev.close()
         with contextlib.suppress(Exception):
             self.bus.shutdown()
+
+
+def lateness_stats(timing: dict, start_s: float = -math.inf, end_s: float = math.inf) -> dict[str, float | int]:
+    """p50 / p99 / max lateness (ms) of the rig's steps started in [start_s, end_s] (monotonic, s),
+    and how many were later than one period and than 50 ms (the hardware sensor timeout)."""
+    late = sorted(x for t, x in zip(timing["start_s"], timing["late_ms"], strict=True) if start_s <= t <= end_s)
+    if not late:
+        return {"steps": 0}
+
+    def pct(q: float) -> float:
+        return late[min(len(late) - 1, int(q * len(late)))]
+
+    return {"steps": len(late), "lateness_p50_ms": pct(0.5), "lateness_p99_ms": pct(0.99),
+            "lateness_max_ms": late[-1], "steps_late_over_period": sum(x > timing["period_ms"] for x in late),
+            "steps_late_over_50ms": sum(x > 50.0 for x in late)}
 
 
 def default_foot_calibration() -> foot_pressure.Calibration:
@@ -384,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fault", action="append", default=[], help="device:kind[:at_s[:value]] (repeatable).")
     parser.add_argument("--duration", type=float, default=math.inf)
+    parser.add_argument("--timing-file", type=Path, help="JSON file to write the steps' lateness to on exit.")
     args = parser.parse_args(argv)
     faults = tuple(Fault.parse(f) for f in args.fault)
     rig = EmulatedRig(args.can_interface, args.can_channel, args.can_port, args.motor_model, level=args.level,
@@ -396,10 +427,15 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: rig.stop())
     signal.signal(signal.SIGINT, lambda *_: rig.stop())
     print(f"emulated rig up: {json.dumps(rig.ports())}", flush=True)
+    from exo.priority import freeze_startup_heap
+
+    freeze_startup_heap()  # a full collection of the start-up heap stopped every device at once for ~40 ms
     try:
         rig.run(args.duration)
     finally:
         rig.close()
+        if args.timing_file is not None:
+            args.timing_file.write_text(json.dumps(rig.timing()))
         print(f"emulated rig stopped after {rig.steps} steps ({rig.late_steps} started > 50 ms late, worst "
               f"{rig.worst_late_s * 1e3:.0f} ms); last motor frames: "
               f"{[d.hex() for d in list(rig.motor.log)[-2:]]}", flush=True)
@@ -446,6 +482,7 @@ class EmulatorProcess:
         self.ports_file = self.folder / "emulated_ports.json"
         self.params_file = self.folder / "emulated_devices.yaml"
         self.log_path = self.folder / "emulated_rig.log"
+        self.timing_path = self.folder / "emulated_rig_timing.json"
         self.process = None
         self.ports: dict[str, str] = {}
 
@@ -457,9 +494,10 @@ class EmulatorProcess:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         self.ports_file.unlink(missing_ok=True)
+        self.timing_path.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "exo.drivers.emulators", "--ports-file", str(self.ports_file),
                "--can-port", str(self.can_port), "--motor-model", self.motor_model,
-               "--level", str(self.level), "--seed", str(self.seed)]
+               "--level", str(self.level), "--seed", str(self.seed), "--timing-file", str(self.timing_path)]
         for f in self.faults:
             cmd += ["--fault", f]
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child
@@ -511,6 +549,13 @@ class EmulatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def timing(self) -> dict | None:
+        """The rig's step times and lateness (:meth:`EmulatedRig.timing`), once it stopped; None before."""
+        try:
+            return json.loads(self.timing_path.read_text())
+        except (OSError, ValueError):
+            return None
 
     def __enter__(self) -> EmulatorProcess:
         self.start()

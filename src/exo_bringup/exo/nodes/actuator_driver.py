@@ -95,8 +95,10 @@ class ActuatorDriver(Node):
                                               qos_profile(contract.DIAGNOSTICS_TOPIC))
         self.create_subscription(TorqueCommand, contract.TORQUE_COMMAND.name, self._on_command,
                                  qos_profile(contract.TORQUE_COMMAND))
-        for frame in self.core.startup_frames(p["set_zero_on_start"]):
-            self._send(frame)
+        # Sent by the first tick, not here: the motor answers every frame and each reply is a joint_states
+        # sample, so start-up replies sent before the loop runs would be followed by a gap (the rest of
+        # the node's start-up, tens of ms) that the safety monitor's 50 ms timeout sees as a stale knee.
+        self._startup_frames = self.core.startup_frames(p["set_zero_on_start"])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read_loop, name="can-reader", daemon=True)
         self._thread.start()
@@ -126,6 +128,11 @@ class ActuatorDriver(Node):
                                       f"({self.core.rejected_commands} so far)", throttle_duration_sec=1.0)
 
     def _tick(self) -> None:
+        if self._startup_frames:  # first tick: enter motor mode (set zero), zero torque; the loop follows at once
+            frames, self._startup_frames = self._startup_frames, []
+            for frame in frames:
+                self._send(frame)
+            return
         now = time.monotonic()
         frame, line = self.core.command_frame(now)
         if line:

@@ -11,7 +11,9 @@ where every decision is made). This node only moves data:
 - ``safety/estop`` and ``safety/reset`` (std_srvs/Trigger) -> ``estop``/``reset``.
 
 **Start-up.** Until the controller's first request (at most ``startup_grace_s``
-of wall time from the first sensor sample) no command is published: the actuator holds zero torque, and a
+of wall time from the first joint_states sample: the samples the controller answers; on
+hardware the IMUs stream before the actuator driver starts the control loop) no command is
+published: the actuator holds zero torque, and a
 lockstep sim bridge keeps offering its first sample. After that, no request
 means the fallback.
 
@@ -23,7 +25,9 @@ arrives, valid or not (with ``step_sync``, under simulated time by default:
 once every watched sensor's sample of that step has arrived too, so that the
 decision never depends on how DDS interleaved the deliveries); at once if the
 controller did not answer the previous step; or after ``request_deadline_s`` of wall time (``request_deadline_sim_s``
-under simulated time) without an answer. When the
+under simulated time) without an answer. A request delivered before the
+sample it answers (DDS does not order two publishers' deliveries) is held
+until that sample arrives, and judged then. When the
 sensor stream itself stops (a dead driver or sim bridge stops sensor time
 too), a steady-clock timer extrapolates sensor time by the wall time elapsed
 beyond ``stall_grace_s`` so that the core's per-source timeouts fire and the
@@ -64,7 +68,7 @@ NODE_PARAMS = [
           "wall time (so that per-source timeouts fire when the whole stream stops), s.", 0.001, 10.0),
     Param("stall_grace_sim_s", 3.0, "As stall_grace_s under use_sim_time: longer than the sim bridge's "
           "lockstep_timeout_s, during which a lockstep sensor stream waits for a command, s.", 0.001, 60.0),
-    Param("startup_grace_s", 5.0, "Wall seconds after the first sensor sample during which, until the controller's first "
+    Param("startup_grace_s", 5.0, "Wall seconds after the first joint_states sample during which, until the controller's first "
           "request, sensor samples get no command (the actuator stays at zero torque) instead of the "
           "fallback: the graph's processes come up in any order, s.", 0.0, 600.0),
     Param("step_sync", "sim_time", "Decide a step only once a sample stamped at that step has arrived from every "
@@ -140,8 +144,10 @@ class SafetyMonitorNode(Node):
         self.pending_stamp = None  # exact stamp of the pending sample (copied to its command)
         self.sensor_ns: dict[str, int] = {}  # newest stamp that arrived per watched source (accepted or not)
         self.last_answer_t: float | None = None  # stamp of the newest request, valid or not
+        self.early_request: TorqueCommand | None = None  # a request that came before its joint_states sample
+        self.early_since = 0.0  # wall time it arrived
         self.last_status_wall = 0.0
-        self.first_sample_wall: float | None = None  # wall time of the first accepted sensor sample
+        self.first_sample_wall: float | None = None  # wall time of the first accepted joint_states sample
         # Under simulated time a slow controller is not late in sim time: wait much longer
         # (a dead one is still caught on the next sample, see _sensor_callback).
         sim = self.get_parameter("use_sim_time").value
@@ -171,6 +177,10 @@ class SafetyMonitorNode(Node):
             accepted = self.core.on_sensor(source, t, knee_angle_rad=angle, knee_velocity_rad_s=velocity,
                                            motor_torque_nm=torque)
             self._on_sample(t, accepted)
+            if accepted and self.first_sample_wall is None:
+                self.first_sample_wall = time.monotonic()  # the start-up grace runs from the control loop's start
+            if self.early_request is not None and _ns(self.early_request.header.stamp) <= ns:
+                self._release_early_request()  # its sample (or a newer one) is here: the core sees them in order
             if not accepted:
                 return
             if self.last_decided_t is not None and t <= self.last_decided_t:
@@ -228,8 +238,6 @@ class SafetyMonitorNode(Node):
 
     def _on_sample(self, t: float, accepted: bool) -> None:
         if accepted:
-            if self.first_sample_wall is None:
-                self.first_sample_wall = time.monotonic()
             self.last_sample_t = t if self.last_sample_t is None else max(self.last_sample_t, t)
             self.last_sample_wall = time.monotonic()
 
@@ -237,10 +245,28 @@ class SafetyMonitorNode(Node):
         t = convert.from_time_msg(msg.header.stamp)
         self.last_answer_t = t if self.last_answer_t is None else max(self.last_answer_t, t)
         self.last_answer_ns = _ns(msg.header.stamp)
-        if self.core.on_request(t, msg.torque, msg.source or "controller", int(msg.seq)):
-            self.last_request_t = t
+        if self.last_answer_ns > self.sensor_ns.get(JOINT_STATES, self.last_answer_ns):
+            # The answer came before the joint_states sample it answers (two publishers: DDS does not
+            # order their deliveries; seen on hardware time stamps, docs/drivers.md "Timing"). Judged
+            # now, against the previous sample, it could look "from the future" and be refused. It is
+            # held until its sample arrives (or a newer one, or request_deadline_s passes) and judged then,
+            # with every check unchanged.
+            if self.early_request is not None:
+                self._release_early_request()  # two answers ahead: the older one is judged now
+            self.early_request, self.early_since = msg, time.monotonic()
+            return
+        self._feed_request(msg)
         # even if rejected: the step's answer came, the core decides what holds
         self._decide_pending_if_complete()
+
+    def _feed_request(self, msg: TorqueCommand) -> None:
+        t = convert.from_time_msg(msg.header.stamp)
+        if self.core.on_request(t, msg.torque, msg.source or "controller", int(msg.seq)):
+            self.last_request_t = t
+
+    def _release_early_request(self) -> None:
+        msg, self.early_request = self.early_request, None
+        self._feed_request(msg)
 
     # --- decisions ---------------------------------------------------------------
     def _decide(self, t: float) -> None:
@@ -273,6 +299,8 @@ class SafetyMonitorNode(Node):
 
     def _watch(self) -> None:
         now = time.monotonic()
+        if self.early_request is not None and now - self.early_since >= self.request_deadline_s:
+            self._release_early_request()  # its sample did not come: judged as it is (a future stamp is refused)
         if (self.pending_t is not None and now - self.pending_since >= self.request_deadline_s
                 and not self._waiting_for_controller()):
             self._decide(self.pending_t)

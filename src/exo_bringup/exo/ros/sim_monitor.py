@@ -33,8 +33,8 @@ class Trace:
 
 
 class SimMonitor:
-    def __init__(self, domain_id: int, namespace: str) -> None:
-        self.probe = RosProbe(domain_id, namespace, name="exo_sim_monitor")
+    def __init__(self, domain_id: int, namespace: str, events: bool = False) -> None:
+        self.probe = RosProbe(domain_id, namespace, name="exo_sim_monitor", events=events)
         self.trace = Trace()
         node = self.probe.node
         from rclpy.duration import Duration

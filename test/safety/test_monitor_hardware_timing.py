@@ -1,0 +1,123 @@
+"""The safety_monitor node on hardware timing (real mode): the orders in which samples and requests come.
+
+1. A torque request is judged against the sample it answers, whatever the DDS delivery order. On hardware time stamps the joint_states samples come 10-13 ms apart, and the controller's answer
+to sample k (a second publisher) may be delivered to the monitor before sample k itself. Judged on
+arrival, against sample k-1, a request 13 ms ahead is beyond the request timeout (12 ms) and was
+refused as "stamped in the future": a FALLBACK episode in an otherwise healthy run
+(docs/drivers.md, "Timing"). The node now holds such a request until its sample arrives.
+
+2. The start-up grace (no command until the controller's first request) runs from the first
+joint_states sample: in the real graph the IMUs stream for seconds before the actuator driver
+starts the control loop, and a grace counted from the first IMU sample had expired by then (the
+first steps went to the fallback while the controller was still discovering the actuator driver).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from exo import contract
+from exo.paths import config_file
+from exo.ros.convert import to_time_msg
+from exo.safety import SafetyLimits
+
+pytestmark = pytest.mark.ros
+
+LIMITS = SafetyLimits.from_yaml(config_file("safety.yaml"))
+
+
+class FakeDevices:
+    """The probe plays the drivers and the controller towards a lone safety_monitor node."""
+
+    def __init__(self, processes, probe, **arguments) -> None:
+        # use_sim_time: the node's wall-clock allowances become the simulation's (request deadline 2 s, stall
+        # grace 3 s), so a busy test machine delaying this probe cannot be mistaken for a late controller
+        processes.graph("real", only=("safety_monitor",), use_sim_time="true", **arguments)
+        self.probe = probe
+        self.commands = probe.subscribe(contract.TORQUE_COMMAND)
+        self.status = probe.subscribe(contract.SAFETY_STATUS)
+        self.request_pub = probe.publisher(contract.TORQUE_REQUEST)
+        self.joint_pub = probe.publisher(contract.JOINT_STATES)
+        self.others = {topic.name: probe.publisher(topic) for topic in (
+            contract.INTERACTION_THIGH, contract.INTERACTION_SHANK, contract.IMU_THIGH, contract.IMU_SHANK)}
+        probe.wait_for_nodes(["safety_monitor"], timeout_s=60.0)
+        for pub in [self.request_pub, self.joint_pub, *self.others.values()]:
+            probe.wait_for_subscribers(pub, timeout_s=30.0)
+
+    def request(self, t: float, seq: int) -> None:
+        from exo_msgs.msg import TorqueCommand
+
+        msg = TorqueCommand(joint=contract.KNEE_JOINT, torque=1.0, source="probe", seq=seq)
+        msg.header.stamp = to_time_msg(t)
+        self.request_pub.publish(msg)
+
+    def samples(self, t: float, joint: bool = True, imu_only: bool = False) -> None:
+        """Every watched sensor's sample stamped ``t`` (joint_states last, as the actuator driver publishes)."""
+        from geometry_msgs.msg import WrenchStamped
+        from sensor_msgs.msg import Imu, JointState
+
+        stamp = to_time_msg(t)
+        for name, pub in self.others.items():
+            if name.startswith("imu"):
+                msg = Imu()
+            elif imu_only:
+                continue
+            else:
+                msg = WrenchStamped()
+                msg.wrench.torque.y = 1.0
+            msg.header.stamp = stamp
+            pub.publish(msg)
+        if not imu_only:
+            js = JointState(name=[contract.KNEE_JOINT], position=[1.0], velocity=[0.0], effort=[1.0])
+            js.header.stamp = stamp
+            self.joint_pub.publish(js)
+
+
+def test_a_request_delivered_before_its_sample_is_judged_with_that_sample(processes, probe):
+    dev = FakeDevices(processes, probe)
+    commands, status = dev.commands, dev.status
+    step_s = 0.013  # hardware jitter: more than the request timeout (1 period + 2 ms) between samples
+    assert step_s > LIMITS.request_timeout_s
+    t0, steps = time.time(), 150
+    for k in range(steps):
+        dev.request(t0 + k * step_s, k + 1)  # the controller's answer first ...
+        probe.spin_for(0.003)
+        dev.samples(t0 + k * step_s)  # ... then the samples it answers
+        probe.spin_for(step_s - 0.003)
+    probe.spin_for(0.5)
+    assert len(commands) >= steps // 2, f"only {len(commands)} commands for {steps} samples"
+    sources = {c.source for c in commands}
+    assert sources == {"probe"}, f"command sources {sources}; last status: {status[-1].reason if status else '-'}"
+    assert status and status[-1].rejected_requests == 0, status[-1].reason
+
+
+def test_the_start_up_grace_runs_from_the_first_joint_states_sample(processes, probe, tmp_path):
+    grace_s = 1.0
+    params = tmp_path / "grace.yaml"
+    params.write_text(f"/**/safety_monitor:\n  ros__parameters:\n    startup_grace_s: {grace_s}\n")
+    dev = FakeDevices(processes, probe, params_file=str(params))
+    period, t = 0.01, time.time()
+    # the IMU drivers stream for longer than the grace before the actuator driver starts
+    end = time.monotonic() + 1.5 * grace_s
+    while time.monotonic() < end:
+        dev.samples(t, imu_only=True)
+        probe.spin_for(period)
+        t += period
+    # the control loop starts; the controller needs a while to discover the actuator driver
+    end = time.monotonic() + 0.3 * grace_s
+    while time.monotonic() < end:
+        dev.samples(t)
+        probe.spin_for(period)
+        t += period
+    assert not dev.commands, "a command before the controller's first request"
+    for k in range(100):  # the controller answers from now on
+        dev.samples(t)
+        probe.spin_for(0.002)
+        dev.request(t, k + 1)
+        probe.spin_for(period - 0.002)
+        t += period
+    probe.spin_for(0.5)
+    sources = {c.source for c in dev.commands}
+    assert sources == {"probe"}, f"command sources {sources}; status: {[s.reason for s in dev.status][-3:]}"

@@ -43,8 +43,9 @@ def real(
     domain_id: int = typer.Option(-1, help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)."),
     log_dir: Path = typer.Option(Path("runs/real/logs"), help="Folder for each node's log."),
     startup_timeout: float = typer.Option(60.0, help="Seconds to wait for every node to come up."),
-    strict_timing: bool = typer.Option(False, "--strict-timing", help="With --emulate: keep the hardware "
-                                       "timeouts instead of config/emulate.yaml's (see docs/drivers.md)."),
+    strict_timing: bool = typer.Option(True, "--strict-timing/--relaxed-timing", help="With --emulate: keep the "
+                                       "hardware timeouts of config/safety.yaml (default), or widen them with "
+                                       "config/emulate.yaml on a machine busy with other work (see docs/drivers.md)."),
     nice: int = typer.Option(-10, min=-20, max=19, help="Nice value of the graph's processes (and of the "
                              "emulated rig): real-time loops must not wait behind other work (see exo/priority.py)."),
     realtime: int = typer.Option(50, min=0, max=89, help="SCHED_FIFO priority of the control loop's processes "

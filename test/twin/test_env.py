@@ -138,6 +138,13 @@ def test_reward_terms() -> None:
     assert compute_reward(cfg, **{**base, "interaction_torque_nm": -(above + span / 2)})["peak"] == pytest.approx(-0.25)
     assert compute_reward(cfg, **{**base, "interaction_torque_nm": above + 5 * span})["peak"] == -1.0
     assert cfg.weights["peak"] == 0.0  # the paper's reward does not use it
+    # running_max: only increases of the episode's running peak above the threshold cost; the sum is the peak
+    rmax = dataclasses.replace(cfg, peak_form="running_max", peak_above_nm=60.0, peak_span_nm=10.0)
+    running, total = 0.0, 0.0
+    for tau in (20.0, 75.0, 70.0, -90.0, 85.0, 40.0):
+        total += compute_reward(rmax, **{**base, "interaction_torque_nm": tau, "running_peak_nm": running})["peak"]
+        running = max(running, abs(tau))
+    assert total == pytest.approx(-(90.0 - 60.0) / 10.0)
     facts = dataclasses.replace(cfg, interaction_form="facts", interaction_scale_nm=1.0)
     assert compute_reward(facts, **{**base, "interaction_torque_nm": 10.0})["interaction"] == pytest.approx(-100.0)
 

@@ -54,6 +54,7 @@ def compute_reward(
     previous_action: float,
     acceleration_change_rad_s2: float,
     steps_in_band: int,
+    running_peak_nm: float = 0.0,
 ) -> dict[str, float]:
     """The unweighted reward terms of one control step.
 
@@ -65,10 +66,14 @@ def compute_reward(
     - ``smoothness = -(a_t - a_{t-1})^2`` (actions in [-1, 1]);
     - ``acceleration = -(delta knee acceleration / scale)^2``;
     - ``range = -1`` while the knee is outside ``safe_range_rad``, else 0;
-    - ``peak = -min(1, max(0, |tau| - peak_above_nm) / peak_span_nm)^2``: a bounded penalty of
-      torques near the peak (weight 0 in the paper's reward; the peak-aware variant sets it).
+    - ``peak = -min(1, max(0, |tau| - peak_above_nm) / peak_span_nm)^2`` (``peak_form: band``), a
+      bounded penalty of torques near the peak, or ``-max(0, |tau| - max(M, peak_above_nm)) /
+      peak_span_nm`` (``running_max``, M = ``running_peak_nm``, the largest |tau| of the episode's
+      earlier steps): its episode sum is ``-max(0, peak - peak_above_nm) / peak_span_nm``. Weight 0
+      in the paper's reward; the peak-aware variants set it.
 
-    ``steps_in_band`` counts consecutive steps (this one included) with |e| and |v| in the bonus band.
+    ``steps_in_band`` counts consecutive steps (this one included) with |e| and |v| in the bonus band;
+    ``running_peak_nm`` is the largest |interaction torque| of the episode's earlier steps, N m.
     """
     e = knee_angle_rad - target_rad
     two_s2 = 2.0 * cfg.pose_sigma_rad * cfg.pose_sigma_rad
@@ -89,8 +94,14 @@ def compute_reward(
         "smoothness": -da * da,
         "acceleration": -acc * acc,
         "range": 0.0 if lo <= knee_angle_rad <= hi else -1.0,
-        "peak": -min(1.0, max(0.0, abs(interaction_torque_nm) - cfg.peak_above_nm) / cfg.peak_span_nm) ** 2,
+        "peak": _peak_term(cfg, abs(interaction_torque_nm), running_peak_nm),
     }
+
+
+def _peak_term(cfg: RewardConfig, tau_nm: float, running_peak_nm: float) -> float:
+    if cfg.peak_form == "running_max":
+        return -max(0.0, tau_nm - max(running_peak_nm, cfg.peak_above_nm)) / cfg.peak_span_nm
+    return -min(1.0, max(0.0, tau_nm - cfg.peak_above_nm) / cfg.peak_span_nm) ** 2
 
 
 class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -149,6 +160,7 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
         self._prev_velocity = 0.0
         self._prev_accel = 0.0
         self._in_band = 0
+        self._running_peak = 0.0  # largest |interaction torque| of the episode so far, N m
         self._subject: dict[str, float] = {}
         self._subject_seed = 0
 
@@ -206,7 +218,11 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
             previous_action=self._action,
             acceleration_change_rad_s2=daccel,
             steps_in_band=self._in_band,
+            running_peak_nm=self._running_peak,
         )
+        tau_abs = abs(m.interaction_torque_nm)
+        if tau_abs > self._running_peak:
+            self._running_peak = tau_abs
         w = self._weights
         reward = (
             w[0] * terms["pose"]

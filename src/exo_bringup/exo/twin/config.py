@@ -393,6 +393,12 @@ class RewardConfig:
             of -1 (it is ``-min(1, max(0, |tau| - peak_above_nm) / peak_span_nm)^2``), N m.
             The term targets the peak-torque metric, which a per-step linear penalty barely
             sees; its weight is 0 in the paper's reward (config/env.yaml).
+        peak_form: "band" (the bounded per-step penalty above) or "running_max": the step's
+            increase of the episode's running maximum of |tau| above ``peak_above_nm``, in units
+            of ``peak_span_nm`` (``-max(0, |tau| - max(M, peak_above_nm)) / peak_span_nm``, M = the
+            largest |tau| of the earlier steps). Summed over an episode it is exactly
+            ``-max(0, peak - peak_above_nm) / peak_span_nm``: the peak metric itself, and holding a
+            torque below the peak reached costs nothing.
         unsafe_stop_penalty_per_step: charged once per control step left in the episode when a
             training episode ends on the unsafe condition (-), so that stopping early never
             pays more than finishing the trial; it must exceed the largest per-step loss of
@@ -413,6 +419,7 @@ class RewardConfig:
     unsafe_stop_penalty_per_step: float = 0.0
     peak_above_nm: float = 70.0
     peak_span_nm: float = 30.0
+    peak_form: str = "band"
 
     TERMS: ClassVar[tuple[str, ...]] = ("pose", "interaction", "smoothness", "acceleration", "range", "peak")
 
@@ -426,6 +433,7 @@ class RewardConfig:
         for name in ("bonus_per_step", "bonus_angle_band_rad", "bonus_velocity_band_rad_s", "interaction_quadratic_above_nm", "unsafe_stop_penalty_per_step"):
             _finite(f"reward.{name}", getattr(self, name), 0.0)
         _finite("reward.peak_above_nm", self.peak_above_nm, 0.0)
+        _check(self.peak_form in ("band", "running_max"), f"reward.peak_form must be 'band' or 'running_max', got {self.peak_form!r}")
         for name in ("interaction_scale_nm", "acceleration_scale_rad_s2", "peak_span_nm"):
             _finite(f"reward.{name}", getattr(self, name), 0.0, strict_lo=True)
         _check(self.safe_range_rad[0] < self.safe_range_rad[1], "reward.safe_range_rad must be increasing")
@@ -734,6 +742,7 @@ def parse_env_config(params: Mapping[str, Any], path: str = "<dict>") -> EnvConf
             unsafe_stop_penalty_per_step=rw.number("unsafe_stop_penalty_per_step", "1"),
             peak_above_nm=rw.number("peak_above_nm", "N m"),
             peak_span_nm=rw.number("peak_span_nm", "N m"),
+            peak_form=rw.choice("peak_form", ("band", "running_max")),
         )
         return EnvConfig(
             control_steps=ep.integer("control_steps", "1"),

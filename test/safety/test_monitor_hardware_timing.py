@@ -88,8 +88,15 @@ def test_a_request_delivered_before_its_sample_is_judged_with_that_sample(proces
         probe.spin_for(step_s - 0.003)
     probe.spin_for(0.5)
     assert len(commands) >= steps // 2, f"only {len(commands)} commands for {steps} samples"
-    sources = {c.source for c in commands}
-    assert sources == {"probe"}, f"command sources {sources}; last status: {status[-1].reason if status else '-'}"
+    sources = [c.source for c in commands]
+    assert "probe" in sources, f"no request passed: {set(sources)}"
+    first = sources.index("probe")
+    # before its first decision on a request the monitor may hold the leg with its start-up safe stop (a busy
+    # machine delays discovery); from the first accepted request on, every request must pass (the old node
+    # refused requests delivered before their sample as "future" and handed over to the fallback)
+    assert set(sources[:first]) <= {"safe_stop"}, f"start-up command sources {set(sources[:first])}"
+    later = set(sources[first:])
+    assert later == {"probe"}, f"command sources {later}; last status: {status[-1].reason if status else '-'}"
     assert status and status[-1].rejected_requests == 0, status[-1].reason
 
 

@@ -74,8 +74,7 @@ def main() -> None:
             torques.append(min(tau, limit))
             holdable.append(ok)
         torques_a = np.array(torques)
-        pid_peak = float(pid["levels"][str(level)]["peak_torque_nm"]["mean"]) if "levels" in pid else \
-            float(pid[str(level)]["peak_torque_nm"]["mean"])
+        pid_peak = float(pid["levels"][str(level)]["peak_torque_nm"]["mean"])
         allowed = pid_peak * (1 + PEAK_TARGET_PCT[level] / 100)
         feasible = float(np.mean((torques_a < allowed) & np.array(holdable)))
         out["levels"][str(level)] = {"holding_torque_nm": {"mean": float(torques_a.mean()),

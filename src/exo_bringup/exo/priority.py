@@ -12,7 +12,37 @@ run at their normal priority and the caller is told so.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+
+def _threads(pid: int) -> list[int]:
+    """Thread ids of ``pid`` existing now (the pid itself if /proc cannot tell)."""
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return [pid]
+
+
+def _apply_to_threads(pids: Iterable[int], apply: Callable[[int], None], what: str) -> list[str]:
+    """Call ``apply(tid)`` for every thread of every pid; one message per process it failed for.
+
+    A thread that ended meanwhile is skipped; a refusal (permission, or another OSError such as
+    EINVAL) stops that process's threads and is reported with ``what``.
+    """
+    problems = []
+    for pid in pids:
+        for tid in _threads(pid):
+            try:
+                apply(tid)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                problems.append(f"pid {pid}: no permission for {what} (needs CAP_SYS_NICE)")
+                break
+            except OSError as exc:  # EINVAL: bad value; EPERM in a container without rt budget
+                problems.append(f"pid {pid}: {what} refused: {exc}")
+                break
+    return problems
 
 
 def raise_priority(pids: Iterable[int], nice: int) -> list[str]:
@@ -20,21 +50,7 @@ def raise_priority(pids: Iterable[int], nice: int) -> list[str]:
 
     Returns one message per process that could not be changed (empty if all were).
     """
-    problems = []
-    for pid in pids:
-        try:
-            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            tids = [pid]
-        for tid in tids:
-            try:
-                os.setpriority(os.PRIO_PROCESS, tid, nice)
-            except PermissionError:
-                problems.append(f"pid {pid}: no permission to set nice {nice} (needs CAP_SYS_NICE)")
-                break
-            except ProcessLookupError:
-                continue
-    return problems
+    return _apply_to_threads(pids, lambda tid: os.setpriority(os.PRIO_PROCESS, tid, nice), f"nice {nice}")
 
 
 def set_realtime(pids: Iterable[int], priority: int) -> list[str]:
@@ -52,24 +68,9 @@ def set_realtime(pids: Iterable[int], priority: int) -> list[str]:
     Returns:
         One message per process that could not be changed (empty if all were).
     """
-    problems = []
-    for pid in pids:
-        try:
-            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            tids = [pid]
-        for tid in tids:
-            try:
-                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
-            except PermissionError:
-                problems.append(f"pid {pid}: no permission for SCHED_FIFO priority {priority} (needs CAP_SYS_NICE)")
-                break
-            except ProcessLookupError:
-                continue
-            except OSError as exc:  # EINVAL: bad priority; EPERM in a container without rt budget
-                problems.append(f"pid {pid}: SCHED_FIFO priority {priority} refused: {exc}")
-                break
-    return problems
+    param = os.sched_param(priority)
+    return _apply_to_threads(pids, lambda tid: os.sched_setscheduler(tid, os.SCHED_FIFO, param),
+                             f"SCHED_FIFO priority {priority}")
 
 
 def freeze_startup_heap() -> int:

@@ -46,6 +46,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from exo.control.residual import ResidualSpec, combine
+
 Backend = Literal["numpy", "onnx"]
 
 #: Names of the files of an exported policy folder.
@@ -232,8 +234,6 @@ class SacController:
         return self
 
     def _set_residual(self, residual: Any) -> None:
-        from exo.control.residual import ResidualSpec
-
         if residual is None or isinstance(residual, ResidualSpec):
             self.residual = residual
         else:
@@ -256,8 +256,6 @@ class SacController:
         """Exo torque request in N m (+ = flexion) for one observation vector."""
         a = float(self._actor(obs)[0, 0])
         if self._base is not None:
-            from exo.control.residual import combine
-
             a = combine(self._base.act(obs) / self.action_scale_nm, a, self.residual.scale)
         torque = a * self.action_scale_nm
         limit = self.torque_limit_nm

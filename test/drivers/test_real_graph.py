@@ -198,11 +198,14 @@ def test_actuator_applies_zero_torque_when_torque_command_stops_and_on_shutdown(
     rig.graph.kill("safety_monitor", signal.SIGKILL)  # no more torque_command
     rig.probe.wait_for(lambda: int(rig.diagnostics("actuator_driver").get("command_timeouts", "0")) > before,
                        5.0, "the actuator's command watchdog")
+    watchdog_seen = time.time()  # the system clock: the drivers' stamps
     # what the motor applies (its reply's torque, effort) is zero within one 12-bit step of the AK80-64
-    # in every sample from command_timeout_s (+ a period) after the last torque_command on
+    # in every sample from command_timeout_s (+ a period) after the last torque_command on; the watchdog
+    # counts from the command's receipt, which a loaded machine delays past its stamp, so the check starts
+    # no earlier than a period after the probe saw the watchdog fire
     rig.run_for(1.0, check=False)  # the probe has received every command the monitor sent before it died
     last_command = max(from_time_msg(c.header.stamp) for c in rig.commands)
-    since = last_command + 0.15 + 0.02
+    since = max(last_command + 0.15 + 0.02, watchdog_seen + 0.02)
 
     def after_timeout():
         return [m for m in rig.joint if from_time_msg(m.header.stamp) > since]

@@ -84,7 +84,7 @@ def test_a_recorder_killed_with_sigkill_leaves_a_readable_bag(processes, probe, 
     joint = probe.subscribe(contract.JOINT_STATES)
     graph = processes.graph("sim", start=False, record="true", record_dir=str(bag), level="1", lockstep="true")
     graph.start(["recorder", "controller", "safety_monitor"])  # the sensor source last, as `exo sim` does
-    probe.wait_for_nodes(["controller", "safety_monitor", "recorder"], timeout_s=60.0)
+    probe.wait_for_nodes(["controller", "safety_monitor", "recorder"], timeout_s=60.0, graph=graph)
     probe.wait_for(lambda: any(i.node_name == "recorder" for i in probe.node.get_subscriptions_info_by_topic(
         contract.JOINT_STATES.resolved(NS))), 30.0, "the recorder's subscription")
     graph.start(["sim_bridge"])

@@ -53,10 +53,10 @@ class Rig:
         first = [n for n in NODES if n != ACTUATOR]
         self.graph.start(first)
         raise_priority([self.graph.node(n).process.pid for n in first], -10)
-        probe.wait_for_nodes(first, timeout_s=60.0)
+        probe.wait_for_nodes(first, timeout_s=60.0, graph=self.graph)
         self.graph.start([ACTUATOR])
         raise_priority([self.graph.node(ACTUATOR).process.pid], -10)
-        probe.wait_for_nodes(NODES, timeout_s=60.0)
+        probe.wait_for_nodes(NODES, timeout_s=60.0, graph=self.graph)
         probe.wait_for(lambda: len(self.commands) > 0, 60.0, "the first torque_command")
 
     def limits(self) -> SafetyLimits:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
+import signal
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from exo import contract, graph
-from exo.runner import GraphRunner, ros_arguments
+from exo.runner import GraphRunner, NodeDied, StartupCrashWarning, ros_arguments
 
 PKG = Path(__file__).resolve().parents[2] / "src" / "exo_bringup"
 
@@ -134,3 +138,51 @@ def test_optional_nodes_are_switched_by_their_argument_and_modes_bring_their_def
     assert "probe_recorder" in [n.name for n in graph.active_nodes("sim", on)]
     assert "probe_recorder" not in [n.name for n in graph.active_nodes("sim", off)]
     assert "probe_recorder" not in [n.name for n in GraphRunner("sim", {"lockstep": "false"}).nodes]
+
+
+def _scripted(runner: GraphRunner, name: str, script: str) -> None:
+    """Replace one node's command by a Python script (the process behaviour under test, no ROS)."""
+    runner.node(name).command = [sys.executable, "-c", script]
+
+
+def test_a_native_crash_before_a_node_joins_the_graph_is_restarted_once_and_warned(tmp_path):
+    marker = tmp_path / "crashed-once"
+    runner = GraphRunner("sim", log_dir=tmp_path / "logs", only=("controller", "safety_monitor"))
+    # first start: a segfault (what FastDDS did once on CI during participant start-up); then it runs
+    _scripted(runner, "controller", textwrap.dedent(f"""
+        import os, pathlib, signal, time
+        marker = pathlib.Path({str(marker)!r})
+        if not marker.exists():
+            marker.write_text("x")
+            print("about to crash", flush=True)
+            os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(60)
+    """))
+    _scripted(runner, "safety_monitor", "import time; time.sleep(60)")
+    try:
+        runner.start()
+        runner.node("controller").process.wait(timeout=30)
+        with pytest.warns(StartupCrashWarning, match="controller.*SIGSEGV.*about to crash"):
+            assert runner.recover_startup_crashes(["controller", "safety_monitor"]) == ["controller"]
+        assert (tmp_path / "logs" / "controller.crash1.log").read_text().startswith("about to crash")
+        time.sleep(0.5)
+        runner.check()  # both run
+        assert runner.recover_startup_crashes(["controller"]) == []
+        # a second native crash before it joined is not retried: the test or the user sees it
+        runner.kill("controller", signal.SIGSEGV)
+        with pytest.raises(NodeDied, match="controller.*code -11"):
+            runner.recover_startup_crashes(["controller"])
+    finally:
+        runner.stop()
+
+
+def test_a_node_that_exits_with_an_error_before_it_joins_the_graph_fails_at_once(tmp_path):
+    runner = GraphRunner("sim", log_dir=tmp_path / "logs", only=("controller",))
+    _scripted(runner, "controller", "import sys; print('[fatal] cannot start: bad gain'); sys.exit(2)")
+    try:
+        runner.start()
+        runner.node("controller").process.wait(timeout=30)
+        with pytest.raises(NodeDied, match="(?s)code 2.*bad gain"):
+            runner.recover_startup_crashes(["controller"])
+    finally:
+        runner.stop()

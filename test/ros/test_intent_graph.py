@@ -35,7 +35,8 @@ def test_sim_bridge_emg_drives_the_intent_estimator_and_the_controller_reads_it(
                                "/**/controller:\n  ros__parameters:\n    use_intent: true\n")
     graph = processes.graph("sim", controller=controller, level="2", lockstep="true", intent="true",
                             params_file=params)
-    probe.wait_for_nodes(["sim_bridge", "controller", "safety_monitor", "intent_estimator"], timeout_s=60.0)
+    probe.wait_for_nodes(["sim_bridge", "controller", "safety_monitor", "intent_estimator"], timeout_s=60.0,
+                         graph=graph)
     # the node may join after the sim bridge started (it does not wait for it): its calibration
     # starts with the first packet it receives; wait for one second of real estimates after it
     probe.wait_for(lambda: sum(m.confidence > 0.0 for m in intents) >= 50, 240.0, "1 s of calibrated estimates")
@@ -73,7 +74,7 @@ def test_garbage_emg_packets_are_rejected_counted_and_named(processes, probe, tm
     graph = processes.graph("sim", only=("intent_estimator",), intent="true", use_sim_time="false",
                             params_file=_params(tmp_path, "/**/intent_estimator:\n  ros__parameters:\n"
                                                           "    calibration_s: 0.1\n"))
-    probe.wait_for_nodes(["intent_estimator"], timeout_s=60.0)
+    probe.wait_for_nodes(["intent_estimator"], timeout_s=60.0, graph=graph)
     from sensor_msgs.msg import JointState
 
     from exo_msgs.msg import EmgPacket

@@ -64,7 +64,7 @@ class Watch:
 def start(processes, probe, **arguments) -> tuple[object, Watch]:
     watch = Watch(probe)
     graph = processes.graph("sim", **arguments)
-    probe.wait_for_nodes(NODES, timeout_s=60.0)
+    probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
     return graph, watch
 
 
@@ -154,7 +154,7 @@ def test_nan_requests_are_rejected_counted_and_never_reach_the_knee(processes, p
 
     probe.node.create_subscription(JointState, contract.JOINT_STATES.resolved(probe.namespace), answer,
                                    qos_profile(contract.JOINT_STATES))
-    probe.wait_for_nodes(["sim_bridge", "safety_monitor"], timeout_s=60.0)
+    probe.wait_for_nodes(["sim_bridge", "safety_monitor"], timeout_s=60.0, graph=graph)
     watch.run_until(1.0)
     graph.check()
     sent["answering"] = False  # the lockstep bridge now waits: let everything in flight land

@@ -34,7 +34,7 @@ class FakeDevices:
     def __init__(self, processes, probe, **arguments) -> None:
         # use_sim_time: the node's wall-clock allowances become the simulation's (request deadline 2 s, stall
         # grace 3 s), so a busy test machine delaying this probe cannot be mistaken for a late controller
-        processes.graph("real", only=("safety_monitor",), use_sim_time="true", **arguments)
+        graph = processes.graph("real", only=("safety_monitor",), use_sim_time="true", **arguments)
         self.probe = probe
         self.commands = probe.subscribe(contract.TORQUE_COMMAND)
         self.status = probe.subscribe(contract.SAFETY_STATUS)
@@ -42,7 +42,7 @@ class FakeDevices:
         self.joint_pub = probe.publisher(contract.JOINT_STATES)
         self.others = {topic.name: probe.publisher(topic) for topic in (
             contract.INTERACTION_THIGH, contract.INTERACTION_SHANK, contract.IMU_THIGH, contract.IMU_SHANK)}
-        probe.wait_for_nodes(["safety_monitor"], timeout_s=60.0)
+        probe.wait_for_nodes(["safety_monitor"], timeout_s=60.0, graph=graph)
         for pub in [self.request_pub, self.joint_pub, *self.others.values()]:
             probe.wait_for_subscribers(pub, timeout_s=30.0)
 

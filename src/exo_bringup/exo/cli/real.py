@@ -123,6 +123,7 @@ def real(
 
         def wait_ready(pending: list[str]) -> None:
             while pending:
+                runner.recover_startup_crashes(pending)  # a native crash before it joined: once more
                 runner.check()
                 present = monitor.present_nodes()
                 for name in [p for p in pending if p in present]:

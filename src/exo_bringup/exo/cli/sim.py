@@ -84,6 +84,7 @@ def sim(
 
         def wait_ready(pending: list[str], outputs: bool) -> None:
             while pending or (outputs and monitor.unmatched_outputs()):
+                runner.recover_startup_crashes(pending)  # a native crash before it joined: once more
                 runner.check()
                 present = monitor.present_nodes()
                 for name in [p for p in pending if p in present]:

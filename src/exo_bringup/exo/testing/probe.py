@@ -16,6 +16,7 @@ from rclpy.qos import QoSProfile
 from exo.contract import DEFAULT_NAMESPACE, Topic
 from exo.ros.qos import qos_profile
 from exo.ros.types import interface_class
+from exo.runner import GraphRunner
 
 
 class RosProbe:
@@ -86,13 +87,22 @@ class RosProbe:
                 raise TimeoutError(f"timed out after {timeout_s:.1f} s waiting for {what}")
             self.executor.spin_once(timeout_sec=0.01)
 
-    def wait_for_nodes(self, names: list[str], timeout_s: float = 20.0) -> None:
-        """Wait until every node in ``names`` (relative to the namespace) is in the ROS graph."""
+    def wait_for_nodes(self, names: list[str], timeout_s: float = 20.0, graph: GraphRunner | None = None) -> None:
+        """Wait until every node in ``names`` (relative to the namespace) is in the ROS graph.
+
+        With the ``graph`` that started them, a node that exits while it is awaited fails the
+        wait at once with its log (:class:`exo.runner.NodeDied`) instead of after ``timeout_s``,
+        and a native crash before it joined the graph is restarted once
+        (:meth:`exo.runner.GraphRunner.recover_startup_crashes`, which warns).
+        """
         ns = "/" + self.namespace.strip("/") if self.namespace.strip("/") else "/"
 
         def present() -> bool:
             found = {n for n, node_ns in self.node.get_node_names_and_namespaces() if node_ns == ns}
-            return set(names) <= found
+            missing = set(names) - found
+            if missing and graph is not None:
+                graph.recover_startup_crashes(missing)
+            return not missing
 
         self.wait_for(present, timeout_s, f"nodes {names} in namespace {ns}")
 

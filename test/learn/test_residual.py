@@ -24,12 +24,15 @@ from exo.envs.residual import ResidualActionWrapper
 TINY = ["--set", "batch_size=64", "--set", "learning_starts=100", "--set", "train_freq=16",
         "--set", "eval_every_steps=200", "--set", "checkpoint_every_steps=200", "--set", "eval_trials_per_level=1"]
 
+CAPPED_PID = {**load_controller_params("pid"), "torque_limit_nm": 85.0}  # the base of VARIANT=residual-capped
+
 
 @pytest.fixture(scope="module")
 def residual_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("residual")
     args = ["train", "--algo", "sac", "--twin", "reduced", "--steps", "300", "--seed", "5", "--out",
-            str(root / "run"), "--no-progress", *TINY, "--set", "residual_controller=pid", "--set", "residual_scale=0.4"]
+            str(root / "run"), "--no-progress", *TINY, "--set", "residual_controller=pid", "--set", "residual_scale=0.4",
+            "--set", "residual_params=" + json.dumps(CAPPED_PID)]  # a YAML flow mapping (JSON is YAML)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(app, ["export-policy", str(root / "run"), "--out", str(root / "policy"),
@@ -55,7 +58,7 @@ def test_spec_rejects_bad_entries():
 def test_card_records_the_pid_gains_of_the_run(residual_policy: Path):
     card = json.loads((residual_policy / "policy.json").read_text())
     assert card["residual"]["controller"] == "pid" and card["residual"]["scale"] == 0.4
-    assert card["residual"]["params"] == load_controller_params("pid")
+    assert card["residual"]["params"] == CAPPED_PID
     run = json.loads((residual_policy.parent / "run" / "run.json").read_text())
     assert run["config"]["residual_params"] == card["residual"]["params"]
 

@@ -275,3 +275,5 @@ def test_export_and_selection_errors_name_the_problem(run_dir: Path, tmp_path: P
     assert result.exit_code == 1 and "no checkpoint at 123 steps" in result.output
     result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "x"), "--set", "env_overrides=[1, 2]"])
     assert result.exit_code != 0 and "env_overrides" in result.output
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "x"), "--set", "residual_params=[1, 2]"])
+    assert result.exit_code != 0 and "residual_params" in result.output

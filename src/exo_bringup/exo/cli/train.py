@@ -42,7 +42,8 @@ def train_command(
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override one hyperparameter KEY=VALUE, e.g. --set batch_size=256 (repeatable); "
-                     "env_overrides takes a YAML mapping, e.g. --set 'env_overrides={reward__peak_above_nm: 60}'."),
+                     "env_overrides and residual_params take a YAML mapping, e.g. "
+                     "--set 'env_overrides={reward__peak_above_nm: 60}'."),
     ] = None,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when on a terminal).")
@@ -59,8 +60,9 @@ def train_command(
     try:
         cfg, sources = load_sac_config(config)
         overrides = _parse_params(set_ or [])
-        if isinstance(overrides.get("env_overrides"), str):
-            overrides["env_overrides"] = _yaml_mapping("env_overrides", overrides["env_overrides"])
+        for key in ("env_overrides", "residual_params"):
+            if isinstance(overrides.get(key), str):
+                overrides[key] = _yaml_mapping(key, overrides[key])
         if overrides:
             cfg = cfg.with_overrides(**overrides)
             sources = {**sources, **{k: "command line --set" for k in overrides}}

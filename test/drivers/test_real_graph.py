@@ -96,6 +96,19 @@ class Rig:
 
 
 @pytest.fixture
+def probe(ros_domain: int):
+    """The test's rclpy node on rclpy's EventsExecutor: it takes every stream of the graph (about 700
+    messages/s), and the SingleThreadedExecutor's per-message cost took CPU from the graph's processes."""
+    from exo.testing.probe import RosProbe
+
+    p = RosProbe(ros_domain, events=True)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
 def rig_factory(processes, probe, ros_domain):
     rigs = []
 
@@ -132,7 +145,9 @@ def test_real_graph_on_the_emulated_rig_extends_the_knee_with_every_stream_flowi
     # answer late: short FALLBACK episodes happen on the loaded test machine, see docs/drivers.md)
     assert rig.states_since_start() and not {"SAFE_STOP", "FAULT"} & set(rig.states_since_start())
     sources = [c.source for c in rig.commands]
-    assert sources.count("pid") > 0.5 * len(sources), {s: sources.count(s) for s in set(sources)}
+    assert sources.count("pid") > 0.5 * len(sources), (
+        {s: sources.count(s) for s in set(sources)}, rig.diagnostics("safety_monitor"),
+        [(s.state_name, s.reason) for s in rig.status if s.state_name != "OK"][-12:])
     assert rig.diagnostics("imu_thigh_driver").get("rejected_frames") == "0"
 
 

@@ -1,8 +1,10 @@
-"""Start-up heap freezing (exo.priority.freeze_startup_heap): later full collections skip it."""
+"""Timing aids of the real graph (exo.priority, the rig's step log): heap freezing, priorities, lateness stats."""
 
 from __future__ import annotations
 
 import gc
+
+import pytest
 
 from exo.priority import freeze_startup_heap
 
@@ -98,3 +100,28 @@ def test_cpu_times_and_realtime_priority_of_a_child_process():
     finally:
         child.kill()
         child.wait()
+
+
+def test_raising_priority_reaches_the_autogroup_of_a_session_leader_only():
+    """Under autogroup scheduling a nice value only ranks a thread inside its session: the session's group gets it too."""
+    import os
+    import subprocess
+    import sys
+
+    from exo.priority import _autogroup_enabled, autogroup_nice, raise_priority
+
+    leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    member = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # in the test's session
+    try:
+        before = autogroup_nice(member.pid)
+        problems = raise_priority([leader.pid, member.pid], 5)  # raising nice needs no privilege
+        assert problems == []
+        assert os.getpriority(os.PRIO_PROCESS, leader.pid) == 5 and os.getpriority(os.PRIO_PROCESS, member.pid) == 5
+        if not _autogroup_enabled():
+            pytest.skip("this kernel does not group by session (sched_autogroup_enabled is 0 or missing)")
+        assert autogroup_nice(leader.pid) == 5
+        assert autogroup_nice(member.pid) == before  # the test's own session is not re-prioritised
+    finally:
+        for child in (leader, member):
+            child.kill()
+            child.wait()

@@ -6,6 +6,12 @@ arrival, against sample k-1, a request 13 ms ahead is beyond the request timeout
 refused as "stamped in the future": a FALLBACK episode in an otherwise healthy run
 (docs/drivers.md, "Timing"). The node now holds such a request until its sample arrives.
 
+3. Samples that come in a burst after a gap (a late host, a USB-CAN adapter batching frames;
+seen in the emulated real graph as 4-5 joint_states samples stamped within 2 ms after a 50 ms
+gap) give the controller no time to answer the earlier ones. The old node took each superseded
+sample for a step the controller missed and decided the newest at once, with the request from
+before the gap: FALLBACK, held 0.5 s, while the controller was on time.
+
 2. The start-up grace (no command until the controller's first request) runs from the first
 joint_states sample: in the real graph the IMUs stream for seconds before the actuator driver
 starts the control loop, and a grace counted from the first IMU sample had expired by then (the
@@ -128,3 +134,37 @@ def test_the_start_up_grace_runs_from_the_first_joint_states_sample(processes, p
     probe.spin_for(0.5)
     sources = {c.source for c in dev.commands}
     assert sources == {"probe"}, f"command sources {sources}; status: {[s.reason for s in dev.status][-3:]}"
+
+
+def test_a_burst_of_samples_after_a_gap_waits_for_the_controllers_answer(processes, probe):
+    dev = FakeDevices(processes, probe)
+    period, t, seq = 0.01, time.time(), 0
+
+    def step(stamps: list[float]) -> None:
+        """The samples of ``stamps`` back to back; the controller answers the newest (latest-sample QoS)."""
+        nonlocal seq
+        for stamp in stamps:
+            dev.samples(stamp)  # back to back (a burst: they come faster than the controller can answer)
+        probe.spin_for(0.002)
+        seq += 1
+        dev.request(stamps[-1], seq)
+        probe.spin_for(period - 0.002)
+
+    for _ in range(60):
+        step([t])
+        t += period
+    gap_s = 0.04  # below the hardware joint_states timeout (50 ms): no sensor is stale
+    assert gap_s < LIMITS.sensor_timeouts_s["joint_states"] and gap_s > LIMITS.request_timeout_s
+    for _ in range(5):
+        t += gap_s - period  # t is one period after the last sample: the next one comes gap_s after it
+        step([t, t + 0.0005, t + 0.001, t + 0.0015])  # four samples, host receipt stamps 0.5 ms apart
+        t += 0.0015 + period
+        for _ in range(20):
+            step([t])
+            t += period
+    probe.spin_for(0.5)
+    sources = [c.source for c in dev.commands]
+    assert "probe" in sources, f"no request passed: {set(sources)}"
+    later = set(sources[sources.index("probe"):])
+    assert later == {"probe"}, (f"command sources {later}; transitions: "
+                                f"{[(s.state_name, s.reason) for s in dev.status if s.state_name != 'OK'][-4:]}")

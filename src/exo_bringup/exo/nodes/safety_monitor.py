@@ -24,10 +24,16 @@ lockstep run is deterministic. A control step is decided once per
 arrives, valid or not (with ``step_sync``, under simulated time by default:
 once every watched sensor's sample of that step has arrived too, so that the
 decision never depends on how DDS interleaved the deliveries); at once if the
-controller did not answer the previous step; or after ``request_deadline_s`` of wall time (``request_deadline_sim_s``
+controller did not answer the previous step (a sample stamped within ``sample_burst_s`` of
+the pending one is a burst, not a missed step: see below); or after ``request_deadline_s`` of wall time (``request_deadline_sim_s``
 under simulated time) without an answer. A request delivered before the
 sample it answers (DDS does not order two publishers' deliveries) is held
-until that sample arrives, and judged then. When the
+until that sample arrives, and judged then. Samples can also come in bursts, several
+stamped within a millisecond after a gap: a late driver loop, or a USB-CAN adapter that
+batches frames.
+Within a burst the controller has had no time to answer; the newest sample replaces the
+pending one. The wait for its request stays bounded by ``request_deadline_s``, counted from
+the first sample of the burst. When the
 sensor stream itself stops (a dead driver or sim bridge stops sensor time
 too), a steady-clock timer extrapolates sensor time by the wall time elapsed
 beyond ``stall_grace_s`` so that the core's per-source timeouts fire and the
@@ -61,6 +67,10 @@ NODE_PARAMS = [
     Param("request_deadline_s", 0.02, "Wall seconds after a joint_states sample to wait for the controller's "
           "request for it before deciding without it (the previous request holds until it expires), s.",
           0.0005, 1.0),
+    Param("sample_burst_s", 0.005, "A joint_states sample stamped less than this after the pending one (a burst: "
+          "a late driver loop, a USB-CAN adapter batching frames; the drivers stamp on receipt) replaces it "
+          "without counting as a step the controller missed; the wait for the newest sample's request stays "
+          "bounded by request_deadline_s from the burst's first sample. 0 turns it off, s.", 0.0, 0.1),
     Param("request_deadline_sim_s", 2.0, "As request_deadline_s under use_sim_time (lockstep sim, bag "
           "replay): sensor time waits for the graph, so a busy CPU must not count as a late controller, s.",
           0.0005, 60.0),
@@ -135,7 +145,7 @@ class SafetyMonitorNode(Node):
 
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.pending_t: float | None = None  # joint_states stamp awaiting its decision
-        self.pending_since = 0.0  # wall time it arrived
+        self.pending_since = 0.0  # wall time it arrived (the first sample's, in a burst)
         self.last_decided_t: float | None = None
         self.last_sample_t: float | None = None
         self.last_sample_wall = time.monotonic()
@@ -189,10 +199,16 @@ class SafetyMonitorNode(Node):
                 self._decide_pending_if_complete()  # the same sample offered again (lockstep start-up)
                 return
             # the controller missed the previous step: it was never decided (its request never
-            # came), or it was decided on the deadline without its own request
-            missed_previous = self.pending_t is not None or self.last_answer_t is None or (
+            # came), or it was decided on the deadline without its own request. A sample stamped
+            # less than sample_burst_s after the pending one is a burst: the controller had no time
+            # to answer, and the wait keeps its start (the first sample of the burst).
+            now = time.monotonic()
+            burst = self.pending_t is not None and t - self.pending_t < self.p["sample_burst_s"]
+            missed_previous = (self.pending_t is not None and not burst) or self.last_answer_t is None or (
                 self.last_decided_t is not None and self.last_answer_t < self.last_decided_t - 1e-9)
-            self.pending_t, self.pending_since = t, time.monotonic()
+            self.pending_t = t
+            if not burst:
+                self.pending_since = now
             self.pending_stamp = msg.header.stamp
             if self.last_answer_ns == ns:
                 self._decide_pending_if_complete()  # the step's answer (valid or not) came before its sample

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -28,10 +29,13 @@ NODES = ["sim_bridge", "controller", "safety_monitor"]
 class Watch:
     """Collects the graph's outputs through the probe (SI units, sim time from header stamps)."""
 
-    def __init__(self, probe) -> None:
+    def __init__(self, probe, commands_only: bool = False) -> None:
         self.probe = probe
-        self.joint = probe.subscribe(contract.JOINT_STATES)
         self.commands = probe.subscribe(contract.TORQUE_COMMAND)
+        if commands_only:  # a probe that must keep up with a graph running flat out takes one stream
+            self.joint, self.requests, self.status, self.truth = [], [], [], []
+            return
+        self.joint = probe.subscribe(contract.JOINT_STATES)
         self.requests = probe.subscribe(contract.TORQUE_REQUEST)
         self.status = probe.subscribe(contract.SAFETY_STATUS)
         self.truth = probe.subscribe(contract.SIM_TRUTH)
@@ -191,8 +195,8 @@ def test_two_lockstep_runs_with_the_same_seed_give_identical_command_streams(pro
 
     runs = {}
     for ns in ("/exo_a", "/exo_b"):
-        probe = RosProbe(ros_domain, ns, name=f"probe_{ns.strip('/')}")
-        watch = Watch(probe)
+        probe = RosProbe(ros_domain, ns, name=f"probe_{ns.strip('/')}", events=True)
+        watch = Watch(probe, commands_only=True)
         graph = processes.graph("sim", start=False, controller="pid", level="2", subject_seed="7",
                                 lockstep="true", namespace=ns)
         runs[ns] = (probe, watch, graph)
@@ -204,17 +208,31 @@ def test_two_lockstep_runs_with_the_same_seed_give_identical_command_streams(pro
             probe.wait_for(lambda sub=sub: sub.get_publisher_count() > 0, 60.0, "the safety monitor's publisher")
         for _, _, graph in runs.values():
             graph.start(["sim_bridge"])
-        for probe, watch, graph in runs.values():
-            watch.run_until(3.0)
-            graph.check()
-            # the probe takes its queues in any order: let the commands of those 3 s come in too
-            probe.wait_for(lambda watch=watch: len(watch.commands) >= 300, 60.0, "300 commands")
+        # spin both probes in turn until each has its graph's command for t = 2.99 s: a probe left alone
+        # while the other runs its graph would let its own graph's commands overflow its queue (1,000)
+        # when the two graphs run at different speeds (seen: one probe's series began at t = 10.48 s)
+        def done(watch: Watch) -> bool:
+            return bool(watch.commands) and max(from_time_msg(c.header.stamp) for c in watch.commands[-20:]) >= 2.99
+
+        deadline = time.monotonic() + 120.0
+        while not all(done(watch) for _, watch, _ in runs.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"commands {[len(w.commands) for _, w, _ in runs.values()]} after 120 s")
+            for probe, _, graph in runs.values():
+                probe.spin_for(0.02)
+                graph.check()
+        # Compare the steps of the first 3 s that both probes saw. The monitor's command publisher keeps one
+        # sample (KEEP_LAST 1: the actuator wants the newest), so a probe that falls behind a lockstep graph
+        # running flat out can miss a few (seen: t = 2.97-3.53 s missing from one series; and the first three
+        # steps while the publisher's side of the match was still pending). Determinism is in the values.
         series = {ns: watch.command_series(first_per_stamp=True) for ns, (_, watch, _) in runs.items()}
         (ta, ua, sa), (tb, ub, sb) = series.values()
-        n = min(len(ta), len(tb))
-        assert n >= 295, f"only {len(ta)} / {len(tb)} commands"
-        assert np.array_equal(ta[:n], tb[:n]), "different command stamps"
-        assert sa[:n] == sb[:n] and set(sa[:n]) == {"pid"}
+        common = np.intersect1d(ta[ta < 3.0], tb[tb < 3.0])
+        assert len(common) >= 250, f"only {len(common)} common steps in 3 s ({len(ta)} / {len(tb)} commands)"
+        ia, ib = np.searchsorted(ta, common), np.searchsorted(tb, common)
+        assert all(sa[i] == "pid" for i in ia) and all(sb[i] == "pid" for i in ib)
+        ta, ua, tb, ub = ta[ia], ua[ia], tb[ib], ub[ib]
+        n = len(common)
         diff = np.flatnonzero(ua[:n] != ub[:n])
         assert diff.size == 0, f"torques differ from t={ta[diff[0]]:.2f} s: {ua[diff[0]]} vs {ub[diff[0]]}"
     finally:

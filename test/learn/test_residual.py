@@ -32,7 +32,8 @@ def residual_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("residual")
     args = ["train", "--algo", "sac", "--twin", "reduced", "--steps", "300", "--seed", "5", "--out",
             str(root / "run"), "--no-progress", *TINY, "--set", "residual_controller=pid", "--set", "residual_scale=0.4",
-            "--set", "residual_params=" + json.dumps(CAPPED_PID)]  # a YAML flow mapping (JSON is YAML)
+            "--set", "residual_params=" + json.dumps(CAPPED_PID),  # a YAML flow mapping (JSON is YAML)
+            "--set", "residual_limit=0.9"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(app, ["export-policy", str(root / "run"), "--out", str(root / "policy"),
@@ -44,11 +45,18 @@ def residual_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_combine_clips_to_the_action_range():
     assert combine(0.3, 0.5, 0.4) == pytest.approx(0.5)
     assert combine(0.9, 1.0, 0.5) == 1.0 and combine(-0.9, -1.0, 0.5) == -1.0
+    assert combine(0.7, 0.5, 0.5, limit=0.85) == 0.85 and combine(-0.7, -0.5, 0.5, limit=0.85) == -0.85
+    assert combine(0.3, 0.5, 0.4, limit=0.85) == pytest.approx(0.5)  # inside the limit: unchanged
 
 
 def test_spec_rejects_bad_entries():
     with pytest.raises(ValueError, match="scale"):
         ResidualSpec("pid", {}, 0.0)
+    with pytest.raises(ValueError, match="limit"):
+        ResidualSpec("pid", {}, 0.5, 1.2)
+    with pytest.raises(ValueError, match="limit"):
+        ResidualSpec.from_dict({"controller": "pid", "limit": float("nan")})
+    assert ResidualSpec.from_dict({"controller": "pid"}).limit == 1.0  # a card from before the limit
     with pytest.raises(ValueError, match="registered controller"):
         ResidualSpec("none")
     with pytest.raises(ValueError, match="mapping"):
@@ -58,6 +66,7 @@ def test_spec_rejects_bad_entries():
 def test_card_records_the_pid_gains_of_the_run(residual_policy: Path):
     card = json.loads((residual_policy / "policy.json").read_text())
     assert card["residual"]["controller"] == "pid" and card["residual"]["scale"] == 0.4
+    assert card["residual"]["limit"] == 0.9
     assert card["residual"]["params"] == CAPPED_PID
     run = json.loads((residual_policy.parent / "run" / "run.json").read_text())
     assert run["config"]["residual_params"] == card["residual"]["params"]
@@ -74,7 +83,7 @@ def test_deployed_controller_applies_what_training_applied(residual_policy: Path
     corrections = []
     for _ in range(120):
         correction = float(controller.action(obs)[0, 0])
-        expected = combine(pid.act(obs) / 100.0, correction, 0.4)
+        expected = combine(pid.act(obs) / 100.0, correction, 0.4, 0.9)
         torque = controller.act(obs)
         assert torque == pytest.approx(expected * 100.0, abs=1e-9)
         obs, _, _, _, info = env.step(np.array([correction], dtype=np.float32))

@@ -3,11 +3,12 @@
 The policy does not command the torque alone; it adds a bounded correction to a
 base controller (the PID baseline)::
 
-    action = clip(base_nm / action_scale_nm + scale * correction, -1, 1)      (action = torque / 100 N m)
+    action = clip(base_nm / action_scale_nm + scale * correction, -limit, limit)   (action = torque / 100 N m)
 
-with ``correction`` in [-1, 1] the policy's tanh output and ``scale`` the
+with ``correction`` in [-1, 1] the policy's tanh output, ``scale`` the
 correction's authority as a fraction of the action range (0.5 = +-50 N m on a
-100 N m motor). At initialisation (correction ~ 0) the closed loop is the base
+100 N m motor) and ``limit`` the combined torque's authority (1.0 = the motor's
+range; 0.85 = +-85 N m, a hard cap the policy cannot trade away for tracking). At initialisation (correction ~ 0) the closed loop is the base
 controller, so learning starts from a working controller instead of from random
 torques ("residual policy learning", Silver et al. 2018; Johannink et al. 2019).
 
@@ -36,17 +37,21 @@ class ResidualSpec:
         controller: registered controller name (:func:`exo.control.make_controller`), e.g. "pid".
         params: its keyword parameters (recorded, so a policy never depends on a config file that changed).
         scale: authority of the correction, fraction of the action range (0 < scale <= 2).
+        limit: authority of base + correction, fraction of the action range (0 < limit <= 1).
     """
 
     controller: str
     params: Mapping[str, Any] = field(default_factory=dict)
     scale: float = 0.5
+    limit: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.controller, str) or not self.controller or self.controller == "none":
             raise ValueError(f"residual controller must name a registered controller, got {self.controller!r}")
         if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and 0.0 < self.scale <= 2.0):
             raise ValueError(f"residual scale must be in (0, 2], got {self.scale!r}")
+        if not (isinstance(self.limit, (int, float)) and math.isfinite(self.limit) and 0.0 < self.limit <= 1.0):
+            raise ValueError(f"residual limit must be in (0, 1], got {self.limit!r}")
 
     def make_base(self) -> Controller:
         """A fresh base controller."""
@@ -57,7 +62,8 @@ class ResidualSpec:
     def to_dict(self) -> dict[str, Any]:
         """The card entry ``residual``."""
         return {"controller": self.controller, "params": dict(self.params), "scale": float(self.scale),
-                "combine": "action = clip(base_nm / action_scale_nm + scale * policy_action, -1, 1)"}
+                "limit": float(self.limit),
+                "combine": "action = clip(base_nm / action_scale_nm + scale * policy_action, -limit, limit)"}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResidualSpec:
@@ -67,10 +73,12 @@ class ResidualSpec:
         params = data.get("params") or {}
         if not isinstance(params, Mapping):
             raise ValueError(f"residual params must be a mapping, got {params!r}")
-        return cls(controller=str(data["controller"]), params=dict(params), scale=float(data.get("scale", 0.5)))
+        return cls(controller=str(data["controller"]), params=dict(params), scale=float(data.get("scale", 0.5)),
+                   limit=float(data.get("limit", 1.0)))  # cards from before the limit: the full range
 
 
-def combine(base_action: float, correction: float, scale: float) -> float:
-    """Applied env action (torque / action scale) of a base action and a policy correction, both in [-1, 1]."""
+def combine(base_action: float, correction: float, scale: float, limit: float = 1.0) -> float:
+    """Applied env action (torque / action scale) of a base action and a policy correction, both in [-1, 1],
+    clipped to +-``limit``."""
     a = base_action + scale * correction
-    return 1.0 if a > 1.0 else -1.0 if a < -1.0 else a
+    return limit if a > limit else -limit if a < -limit else a

@@ -27,7 +27,7 @@ in float64 (torch runs float32: outputs agree within about 1e-6).
 A **residual** policy (card entry ``residual``, :mod:`exo.envs.residual`) adds its action
 to a base controller's (the PID's), with the base controller's recorded parameters::
 
-    a_applied = clip(base_nm / action_scale_nm + residual_scale * a, -1, 1)
+    a_applied = clip(base_nm / action_scale_nm + residual_scale * a, -residual_limit, residual_limit)
     torque_nm = clip(a_applied * action_scale_nm, -torque_limit_nm, +torque_limit_nm)
 
 The base controller's state (the PID integral) is reset by :meth:`SacController.reset`.
@@ -256,7 +256,7 @@ class SacController:
         """Exo torque request in N m (+ = flexion) for one observation vector."""
         a = float(self._actor(obs)[0, 0])
         if self._base is not None:
-            a = combine(self._base.act(obs) / self.action_scale_nm, a, self.residual.scale)
+            a = combine(self._base.act(obs) / self.action_scale_nm, a, self.residual.scale, self.residual.limit)
         torque = a * self.action_scale_nm
         limit = self.torque_limit_nm
         return limit if torque > limit else -limit if torque < -limit else torque

@@ -42,7 +42,7 @@ class ResidualActionWrapper(gym.Wrapper):
             raise ValueError(f"action must be finite, got {action!r}")
         correction = max(-1.0, min(1.0, correction))
         base = self.base.act(self._obs) / self._torque_scale
-        applied = combine(base, correction, self.residual.scale)
+        applied = combine(base, correction, self.residual.scale, self.residual.limit)
         obs, reward, terminated, truncated, info = self.env.step(np.array([applied], dtype=np.float32))
         self._obs = obs
         info["base_action"], info["applied_action"] = base, applied

@@ -52,6 +52,7 @@ class SacConfig:
         residual_params: the base controller's parameters; empty = its entry in
             ``config/controllers.yaml`` when the run starts (then recorded in run.json).
         residual_scale: authority of the policy's correction, fraction of the action range.
+        residual_limit: authority of base + correction, fraction of the action range (1.0 = the motor's).
         n_envs: parallel environments.
         vec_env: "dummy" (one process) or "subproc" (one process per env).
         levels: spasticity levels drawn uniformly per episode (all four = the env's ``level=None``).
@@ -82,6 +83,7 @@ class SacConfig:
     residual_controller: str = "none"
     residual_params: Mapping[str, Any] = field(default_factory=dict)
     residual_scale: float = 0.5
+    residual_limit: float = 1.0
     n_envs: int = 2
     vec_env: str = "dummy"
     levels: tuple[int, ...] = (0, 1, 2, 3)
@@ -134,6 +136,8 @@ class SacConfig:
               f"residual_controller must be 'none' or a controller name, got {self.residual_controller!r}")
         check(isinstance(self.residual_scale, (int, float)) and math.isfinite(self.residual_scale)
               and 0.0 < self.residual_scale <= 2.0, f"residual_scale must be in (0, 2], got {self.residual_scale!r}")
+        check(isinstance(self.residual_limit, (int, float)) and math.isfinite(self.residual_limit)
+              and 0.0 < self.residual_limit <= 1.0, f"residual_limit must be in (0, 1], got {self.residual_limit!r}")
 
     def residual(self) -> ResidualSpec | None:
         """The residual base controller, or None for a plain policy (``residual_controller: none``)."""
@@ -141,7 +145,8 @@ class SacConfig:
             return None
         from exo.control.residual import ResidualSpec
 
-        return ResidualSpec(self.residual_controller, dict(self.residual_params), float(self.residual_scale))
+        return ResidualSpec(self.residual_controller, dict(self.residual_params), float(self.residual_scale),
+                            float(self.residual_limit))
 
     def gradient_steps(self) -> int:
         """Gradient steps per training phase: ``utd_ratio * train_freq * n_envs`` (at least 1)."""
@@ -171,7 +176,7 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, int):
             value = [value]
         return tuple(value)
-    if name in ("learning_rate", "gamma", "tau", "utd_ratio", "residual_scale") and isinstance(value, int) and not isinstance(value, bool):
+    if name in ("learning_rate", "gamma", "tau", "utd_ratio", "residual_scale", "residual_limit") and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if name in ("env_overrides", "residual_params") and value is None:
         return {}

@@ -26,6 +26,8 @@ TWIN=${TWIN:-reduced}
 TRIALS=${TRIALS:-250}
 SELECT_TRIALS=${SELECT_TRIALS:-10}
 WHICH=${WHICH:-selected}
+# the PID of config/controllers.yaml with its torque capped at 85 N m (base of the residual-capped/-limited variants)
+capped_pid='residual_params={kp: 344.04, ki: 4062.43, kd: 7.2839, torque_limit_nm: 85.0, dt: 0.01, anti_windup: clamp, derivative_filter_s: 0.0, derivative_source: difference}'
 case "$VARIANT" in
   paper) name=sac-$TWIN; settings=() ;;
   residual-peak)
@@ -44,14 +46,14 @@ case "$VARIANT" in
     # torque beyond the cap (holding a stiff knee) is spent only where it pays in tracking
     name=sac-residual-capped-$TWIN
     settings=(--set residual_controller=pid --set checkpoint_every_steps=25000
-              --set 'residual_params={kp: 344.04, ki: 4062.43, kd: 7.2839, torque_limit_nm: 85.0, dt: 0.01, anti_windup: clamp, derivative_filter_s: 0.0, derivative_source: difference}'
+              --set "$capped_pid"
               --set 'env_overrides={reward__weights: {pose: 5.0, interaction: 1.0, smoothness: 0.01, acceleration: 0.001, range: 10.0, peak: 3.0}, reward__peak_form: running_max, reward__peak_above_nm: 85.0, reward__peak_span_nm: 1.0}') ;;
   residual-limited)
     # as residual-capped, but base + correction is clipped at 85 N m (residual_limit 0.85): the peak margins of the
     # capped PID hold by construction, and the policy can only win on tracking and RMS; the paper's reward
     name=sac-residual-limited-$TWIN
     settings=(--set residual_controller=pid --set checkpoint_every_steps=25000 --set residual_limit=0.85
-              --set 'residual_params={kp: 344.04, ki: 4062.43, kd: 7.2839, torque_limit_nm: 85.0, dt: 0.01, anti_windup: clamp, derivative_filter_s: 0.0, derivative_source: difference}') ;;
+              --set "$capped_pid") ;;
   *) echo "unknown VARIANT=$VARIANT (paper, residual-peak, residual-runmax, residual-capped, residual-limited)" >&2; exit 2 ;;
 esac
 RUN=${RUN:-runs/train/$name-s$SEED}

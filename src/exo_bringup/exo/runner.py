@@ -191,8 +191,13 @@ class GraphRunner:
             restarted.append(node.name)
         return restarted
 
-    def check(self) -> None:
-        """Raise :class:`NodeDied` if a required node has exited."""
+    def check(self, awaiting: Iterable[str] = ()) -> None:
+        """Raise :class:`NodeDied` if a required node has exited.
+
+        ``awaiting`` names nodes not yet seen in the ROS graph: a native crash of one of them is
+        restarted once first (:meth:`recover_startup_crashes`).
+        """
+        self.recover_startup_crashes(awaiting)
         for node in self.nodes:
             code = node.poll()
             if code is not None and node.spec.required:

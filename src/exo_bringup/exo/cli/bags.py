@@ -234,8 +234,7 @@ def wait_for_graph(runner, monitor, names: list[str], timeout_s: float) -> None:
         return True
 
     while pending or monitor.unmatched_outputs() or not recorder_ready():
-        runner.recover_startup_crashes(pending)  # a native crash before it joined: once more
-        runner.check()
+        runner.check(awaiting=pending)  # a native crash before it joined: started once more
         present = monitor.present_nodes()
         pending = [p for p in pending if p not in present]
         if time.monotonic() - t0 > timeout_s:

@@ -84,8 +84,7 @@ def sim(
 
         def wait_ready(pending: list[str], outputs: bool) -> None:
             while pending or (outputs and monitor.unmatched_outputs()):
-                runner.recover_startup_crashes(pending)  # a native crash before it joined: once more
-                runner.check()
+                runner.check(awaiting=pending)  # a native crash before it joined: started once more
                 present = monitor.present_nodes()
                 for name in [p for p in pending if p in present]:
                     console.print(f"  [green]ready[/] {name}  ({time.monotonic() - t0:.1f} s)")

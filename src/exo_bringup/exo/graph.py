@@ -19,6 +19,9 @@ from dataclasses import dataclass, field, replace
 
 MODES = ("sim", "real", "replay")
 
+#: Name of the optional recorder node (the sim bridge holds its first sample until it has subscribed).
+RECORDER_NODE = "recorder"
+
 
 @dataclass(frozen=True)
 class LaunchArgument:
@@ -136,7 +139,7 @@ class NodeSpec:
 #: Every node of the graph, in start order (consumers before producers so none misses data).
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
-        name="recorder",
+        name=RECORDER_NODE,
         executable="recorder",
         module="exo.nodes.recorder",
         modes=frozenset(MODES),
@@ -176,7 +179,8 @@ NODES: tuple[NodeSpec, ...] = (
         module="exo.nodes.sim_bridge",
         modes=frozenset({"sim"}),
         param_files=("task.yaml", "sim_bridge.yaml"),
-        arg_params={"twin": "twin", "level": "level", "subject_seed": "subject_seed", "lockstep": "lockstep"},
+        arg_params={"twin": "twin", "level": "level", "subject_seed": "subject_seed", "lockstep": "lockstep",
+                    "await_recorder": "record"},
     ),
     NodeSpec(
         name="bag_player",

@@ -31,6 +31,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from std_srvs.srv import Trigger
 
 from exo import contract
+from exo.graph import RECORDER_NODE
 from exo.ros import convert
 from exo.ros.node_main import run
 from exo.ros.parameters import Param, declare_all
@@ -46,6 +47,11 @@ PARAMS = [
     Param("lockstep", True, "Advance one step per received torque_command (deterministic) instead of real time."),
     Param("lockstep_timeout_s", 1.0, "Wall seconds to wait for the current step's command before advancing "
           "anyway with the actuator model's torque, s.", 0.001, 30.0),
+    Param("await_recorder", False, "Lockstep: hold the first sample until the recorder node subscribes to "
+          "joint_states and has matched, so its bag starts at t = 0 (set by the record launch argument)."),
+    Param("await_recorder_timeout_s", 10.0, "Lockstep: wall seconds to hold the first sample for the recorder; "
+          "then the run starts anyway, with a warning (a recorder never holds the exoskeleton back), s.",
+          0.0, 300.0),
     Param("realtime_factor", 1.0, "Real-time mode: simulated seconds per wall second.", 0.01, 100.0),
     Param("command_timeout_s", 0.03, "Actuator model: a torque_command older than this (sim time) is "
           "replaced by zero torque, as the actuator driver does, s.", 0.0, 10.0),
@@ -117,6 +123,7 @@ class SimBridge(Node):
         if self.p["lockstep"]:
             self.awaiting_since = time.monotonic()
             self.started = False
+            self.first_answer_wall: float | None = None  # when the graph first answered step 0 (wall, s)
             self.create_timer(self.p["lockstep_timeout_s"] / 5, self._lockstep_watch, clock=self.steady)
         else:
             period = self.twin.control_timestep_s / self.p["realtime_factor"]
@@ -199,34 +206,70 @@ class SimBridge(Node):
         stamp = convert.from_time_msg(msg.header.stamp)
         self.actuator.command(stamp, msg.torque)
         if self.p["lockstep"] and abs(stamp - self.sim_time_s) < 1e-6:
-            if not self.started and not self._subscribers_matched():
-                # a subscriber that joined late (a recorder) has not matched yet: offer the first sample
-                # again instead of stepping, for at most lockstep_timeout_s
-                self.first_answer_wall = getattr(self, "first_answer_wall", time.monotonic())
-                if time.monotonic() - self.first_answer_wall < self.p["lockstep_timeout_s"]:
-                    self._publish()
-                    return
-            self.started = True
+            if not self.started:
+                if self.first_answer_wall is None:
+                    self.first_answer_wall = time.monotonic()
+                if not self._may_start():
+                    return  # held: the watch timer re-offers step 0 and starts once the subscribers matched
+                self.started = True
             self._step()
             self.awaiting_since = time.monotonic()
 
+    def _may_start(self) -> bool:
+        """Step 0 was answered: may the run start? Yes once every joint_states subscriber matched (see
+        :meth:`_subscribers_matched`); else after lockstep_timeout_s (await_recorder_timeout_s while the
+        graph's recorder is awaited) of wall time since the answer, with a warning."""
+        if self._subscribers_matched():
+            return True
+        waited = time.monotonic() - self.first_answer_wall
+        limit = self.p["lockstep_timeout_s"]
+        if self.p["await_recorder"]:
+            limit = max(limit, self.p["await_recorder_timeout_s"])
+        if waited < limit:
+            return False
+        self.get_logger().warning(
+            f"starting after {waited:.1f} s without every joint_states subscriber matched "
+            f"({self.pub_joint.get_subscription_count()} matched of "
+            f"{self.count_subscribers(self.pub_joint.topic_name)}"
+            + (f"; recorder subscribed: {self._recorder_subscribed()}" if self.p["await_recorder"] else "")
+            + "): a late subscriber misses the first samples"
+        )
+        return True
+
     def _subscribers_matched(self) -> bool:
-        """Every subscriber of joint_states the graph shows has matched this bridge's publisher."""
+        """Every subscriber of joint_states the graph shows has matched this bridge's publisher, and the
+        recorder is among them when ``await_recorder`` is set (this participant may not have discovered a
+        recorder yet: then it counts neither its subscription nor the match)."""
+        if self.p["await_recorder"] and not self._recorder_subscribed():
+            return False
         return self.pub_joint.get_subscription_count() >= self.count_subscribers(self.pub_joint.topic_name)
 
+    def _recorder_subscribed(self) -> bool:
+        return any(info.node_name == RECORDER_NODE
+                   for info in self.get_subscriptions_info_by_topic(self.pub_joint.topic_name))
+
     def _lockstep_watch(self) -> None:
+        if not self.started:
+            if self.first_answer_wall is not None and self._may_start():
+                # step 0 was answered while a subscriber was missing; the graph decided it once (the monitor
+                # does not answer a re-offer), so offer it to the newcomer and step with the stored command
+                self.started = True
+                self._publish()
+                self._step()
+                self.awaiting_since = time.monotonic()
+            elif time.monotonic() - self.awaiting_since >= self.p["lockstep_timeout_s"]:
+                self._publish()  # the graph is still coming up, or a subscriber is: offer step 0 again
+                self.awaiting_since = time.monotonic()
+            return
         if time.monotonic() - self.awaiting_since < self.p["lockstep_timeout_s"]:
             return
-        if not self.started:
-            self._publish()  # the graph is still coming up: offer the first sample again
-        else:
-            self.lockstep_timeouts += 1
-            if self.lockstep_timeouts in (1, 10, 100) or self.lockstep_timeouts % 1000 == 0:
-                self.get_logger().warning(
-                    f"no torque_command for t={self.sim_time_s:.3f} s within {self.p['lockstep_timeout_s']} s "
-                    f"(wall); advancing with the actuator model ({self.lockstep_timeouts} time(s))"
-                )
-            self._step()
+        self.lockstep_timeouts += 1
+        if self.lockstep_timeouts in (1, 10, 100) or self.lockstep_timeouts % 1000 == 0:
+            self.get_logger().warning(
+                f"no torque_command for t={self.sim_time_s:.3f} s within {self.p['lockstep_timeout_s']} s "
+                f"(wall); advancing with the actuator model ({self.lockstep_timeouts} time(s))"
+            )
+        self._step()
         self.awaiting_since = time.monotonic()
 
     def _realtime_tick(self) -> None:

@@ -6,6 +6,8 @@ Evaluates the PID baseline (config/controllers.yaml gains) on exactly those subj
 same evaluator, then reports, for every periodic evaluation, the per-level peak and RMS
 interaction torque of the policy next to the PID's, and the first evaluation at which the policy's
 peak torque is below the PID's at every level (and the first at which RMS torque is too).
+Wall time is the training's own, summed over resumed sessions (``time/time_elapsed`` restarts
+at each resume).
 
 Prints a table, writes JSON (default ``bench/results/time_to_beat_pid.json``).
 
@@ -53,13 +55,19 @@ def main() -> None:
     baseline = evaluate_controller(pid, run["twin"], levels, trials, seed, overrides).per_level()
 
     rows = []
+    # time/time_elapsed restarts at 0 when a run is resumed: the wall time of training is cumulative
+    offset_s = last_s = 0.0
     with (a.run / "progress.csv").open(newline="") as fh:
         for r in csv.DictReader(fh):
+            elapsed = _num(r["time/time_elapsed"])
+            if elapsed < last_s:
+                offset_s += last_s
+            last_s = elapsed if not math.isnan(elapsed) else last_s
             if not r.get("eval/L0/peak_torque_nm"):
                 continue
             rows.append({
                 "steps": int(float(r["time/total_timesteps"])),
-                "wall_s": _num(r["time/time_elapsed"]),
+                "wall_s": offset_s + elapsed,
                 **{f"L{lv}_{m}": _num(r[f"eval/L{lv}/{m}"]) for lv in levels
                    for m in ("peak_torque_nm", "rms_torque_nm", "final_error_deg")},
             })

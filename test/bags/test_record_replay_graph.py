@@ -129,21 +129,27 @@ def test_a_recorder_killed_with_sigkill_leaves_a_readable_bag(processes, probe, 
     assert count == a.message_count
 
 
-def test_with_record_the_bridge_holds_its_first_sample_for_a_late_recorder(processes, probe, tmp_path: Path):
+@pytest.mark.parametrize("mode", ["sim", "replay"])
+def test_with_record_the_source_holds_its_first_step_for_a_late_recorder(processes, probe, tmp_path: Path,
+                                                                           mode: str):
     """record:=true: a recorder that comes up 3 s after the rest of the graph (three lockstep_timeout_s, when
-    the bridge would otherwise have started) still gets the trial from t = 0."""
+    the sensor source would otherwise have started) still gets the run from its first step."""
     bag = tmp_path / "late"
     joint = probe.subscribe(contract.JOINT_STATES)
-    graph = processes.graph("sim", start=False, record="true", record_dir=str(bag), level="1", lockstep="true")
-    graph.start(["controller", "safety_monitor", "sim_bridge"])
-    probe.wait_for_nodes(["controller", "safety_monitor", "sim_bridge"], timeout_s=60.0, graph=graph)
+    source = {"sim": "sim_bridge", "replay": "bag_player"}[mode]
+    extra = {"level": "1", "lockstep": "true"} if mode == "sim" else {"bag": str(REPO / "bags" / "sim_level3_pid")}
+    graph = processes.graph(mode, start=False, record="true", record_dir=str(bag), **extra)
+    graph.start(["controller", "safety_monitor", source])
+    probe.wait_for_nodes(["controller", "safety_monitor", source], timeout_s=60.0, graph=graph)
     probe.spin_for(3.0)
-    assert joint and max(from_time_msg(m.header.stamp) for m in joint) == 0.0, "the bridge stepped without its recorder"
+    first = {from_time_msg(m.header.stamp) for m in joint}
+    assert len(first) == 1, f"the {source} left its first step without the recorder"
     graph.start(["recorder"])
-    probe.wait_for(lambda: from_time_msg(joint[-1].header.stamp) >= 1.0, 120.0, "1 s of sim time")
+    t0 = first.pop()
+    probe.wait_for(lambda: from_time_msg(joint[-1].header.stamp) >= t0 + 1.0, 120.0, "1 s of sensor time")
     graph.stop(timeout_s=5.0)
     stamps = sorted(stamp_s(m.msg) for m in open_session(bag).messages({contract.JOINT_STATES.resolved(NS)}))
-    assert stamps[0] == 0.0 and len(stamps) >= 100
+    assert stamps[0] == t0 and len(stamps) >= 100
 
 
 def test_with_record_the_bridge_starts_without_a_recorder_that_never_comes(processes, probe, tmp_path: Path):

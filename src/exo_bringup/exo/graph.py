@@ -188,7 +188,7 @@ NODES: tuple[NodeSpec, ...] = (
         module="exo.nodes.bag_player",
         modes=frozenset({"replay"}),
         param_files=("bag_player.yaml",),
-        arg_params={"bag": "bag", "rate": "rate"},
+        arg_params={"bag": "bag", "rate": "rate", "await_recorder": "record"},
     ),
     # --- real mode: the hardware drivers are the sensor source and actuator sink (config/drivers.yaml) ---
     NodeSpec(

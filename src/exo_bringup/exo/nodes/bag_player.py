@@ -11,7 +11,9 @@ Timing (parameter ``rate``):
   ``torque_command`` stamped with step k arrived (or after ``lockstep_timeout_s``
   of wall time: the step is counted as unanswered and the replay goes on).
   Until the first command the first step is offered again every
-  ``lockstep_timeout_s`` (the graph may still be coming up).
+  ``lockstep_timeout_s`` (the graph may still be coming up); after it, the first step is held
+  until the ``joint_states`` subscribers (with ``await_recorder``, the recorder) have matched
+  (:class:`exo.ros.start_gate.StartGate`).
 - ``rate > 0``: real-time pacing scaled by ``rate`` (1.0 = as recorded), from the moment the
   graph answered the first step (offered again every ``lockstep_timeout_s`` until then); a
   graph slower than the pace misses samples, as it would live.
@@ -37,6 +39,7 @@ from exo.ros import convert
 from exo.ros.node_main import run
 from exo.ros.parameters import Param, ParameterError, declare_all
 from exo.ros.qos import qos_profile
+from exo.ros.start_gate import StartGate
 from exo.ros.types import interface_class
 from exo_msgs.msg import TorqueCommand
 
@@ -46,6 +49,10 @@ PARAMS = [
           "graph answers, one step per torque_command).", 0.0, 1000.0),
     Param("lockstep_timeout_s", 1.0, "Lockstep: wall seconds to wait for a step's command before going on, s.",
           0.001, 60.0),
+    Param("await_recorder", False, "Hold the first step until the recorder node subscribes to joint_states and "
+          "has matched, so its bag starts with the replay's first step (set by the record launch argument)."),
+    Param("await_recorder_timeout_s", 10.0, "Wall seconds to hold the first step for the recorder; then the replay "
+          "starts anyway, with a warning, s.", 0.0, 300.0),
     Param("exit_when_done", True, "Exit (code 0) once every step was published and answered or timed out."),
 ]
 
@@ -72,6 +79,10 @@ class BagPlayer(Node):
                     self.pubs[rel] = self.create_publisher(interface_class(msgtype), topic.name, qos_profile(topic))
         self.create_subscription(TorqueCommand, contract.TORQUE_COMMAND.name, self._on_command,
                                  qos_profile(contract.TORQUE_COMMAND))
+        joint = self.pubs.get(contract.JOINT_STATES.name)
+        self.gate = None if joint is None else StartGate(
+            self, joint, await_recorder=self.p["await_recorder"], lockstep_timeout_s=self.p["lockstep_timeout_s"],
+            await_recorder_timeout_s=self.p["await_recorder_timeout_s"])
         self.k = 0
         self.started = False
         self.timeouts = 0
@@ -110,18 +121,36 @@ class BagPlayer(Node):
     def _on_command(self, msg: TorqueCommand) -> None:
         if self.done or not self._answers_current(convert.from_time_msg(msg.header.stamp)):
             return
-        if self.p["rate"] == 0.0:
-            self.started = True
+        if not self.started:
+            if self.gate is not None:
+                self.gate.answered()
+                if not self.gate.open():
+                    return  # held (exo.ros.start_gate): the watch timer starts the replay
+            self._start()
+        elif self.p["rate"] == 0.0:
             self._advance()
-        elif not self.started:  # paced: the clock starts with the answer to the first step
-            self.started = True
+
+    def _start(self) -> None:
+        """Leave step 0: at once in lockstep; paced, the clock starts now."""
+        self.started = True
+        if self.p["rate"] == 0.0:
+            self._advance()
+        else:
             self.wall0 = time.monotonic()
 
     def _lockstep_watch(self) -> None:
-        if self.done or time.monotonic() - self.awaiting_since < self.p["lockstep_timeout_s"]:
+        if self.done:
+            return
+        if not self.started and self.gate is not None and self.gate.open():
+            # step 0 was answered while a subscriber was missing, and the graph decides a step once: offer it
+            # to the newcomer, then go on
+            self._publish(0)
+            self._start()
+            return
+        if time.monotonic() - self.awaiting_since < self.p["lockstep_timeout_s"]:
             return
         if not self.started:
-            self._publish(0)  # the graph is still coming up: offer the first step again
+            self._publish(0)  # the graph is still coming up, or a subscriber is: offer the first step again
             self.awaiting_since = time.monotonic()
             return
         if self.p["rate"] > 0.0:

@@ -16,7 +16,9 @@ Timing modes:
   missing command, though: after ``lockstep_timeout_s`` of wall time the bridge
   advances anyway and its actuator model applies what a real actuator driver
   would (the last command while younger than ``command_timeout_s``, else zero),
-  so the safety monitor's watchdog, which runs on sim time, sees the fault.
+  so the safety monitor's watchdog, which runs on sim time, sees the fault. Step 0 is held
+  until the ``joint_states`` subscribers (and, with ``await_recorder``, the recorder) have
+  matched (:class:`exo.ros.start_gate.StartGate`).
 - **real time**: a steady-clock timer steps the twin at the control rate scaled
   by ``realtime_factor``, applying the latest command through the same actuator model.
 """
@@ -31,11 +33,11 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from std_srvs.srv import Trigger
 
 from exo import contract
-from exo.graph import RECORDER_NODE
 from exo.ros import convert
 from exo.ros.node_main import run
 from exo.ros.parameters import Param, declare_all
 from exo.ros.qos import qos_profile
+from exo.ros.start_gate import StartGate
 from exo.ros.types import interface_class
 from exo_msgs.msg import EmgPacket, KneeTruth, TorqueCommand
 
@@ -123,7 +125,9 @@ class SimBridge(Node):
         if self.p["lockstep"]:
             self.awaiting_since = time.monotonic()
             self.started = False
-            self.first_answer_wall: float | None = None  # when the graph first answered step 0 (wall, s)
+            self.gate = StartGate(self, self.pub_joint, await_recorder=self.p["await_recorder"],
+                                  lockstep_timeout_s=self.p["lockstep_timeout_s"],
+                                  await_recorder_timeout_s=self.p["await_recorder_timeout_s"])
             self.create_timer(self.p["lockstep_timeout_s"] / 5, self._lockstep_watch, clock=self.steady)
         else:
             period = self.twin.control_timestep_s / self.p["realtime_factor"]
@@ -207,52 +211,18 @@ class SimBridge(Node):
         self.actuator.command(stamp, msg.torque)
         if self.p["lockstep"] and abs(stamp - self.sim_time_s) < 1e-6:
             if not self.started:
-                if self.first_answer_wall is None:
-                    self.first_answer_wall = time.monotonic()
-                if not self._may_start():
-                    return  # held: the watch timer re-offers step 0 and starts once the subscribers matched
+                self.gate.answered()
+                if not self.gate.open():
+                    return  # held (exo.ros.start_gate): the watch timer starts the run
                 self.started = True
             self._step()
             self.awaiting_since = time.monotonic()
 
-    def _may_start(self) -> bool:
-        """Step 0 was answered: may the run start? Yes once every joint_states subscriber matched (see
-        :meth:`_subscribers_matched`); else after lockstep_timeout_s (await_recorder_timeout_s while the
-        graph's recorder is awaited) of wall time since the answer, with a warning."""
-        if self._subscribers_matched():
-            return True
-        waited = time.monotonic() - self.first_answer_wall
-        limit = self.p["lockstep_timeout_s"]
-        if self.p["await_recorder"]:
-            limit = max(limit, self.p["await_recorder_timeout_s"])
-        if waited < limit:
-            return False
-        self.get_logger().warning(
-            f"starting after {waited:.1f} s without every joint_states subscriber matched "
-            f"({self.pub_joint.get_subscription_count()} matched of "
-            f"{self.count_subscribers(self.pub_joint.topic_name)}"
-            + (f"; recorder subscribed: {self._recorder_subscribed()}" if self.p["await_recorder"] else "")
-            + "): a late subscriber misses the first samples"
-        )
-        return True
-
-    def _subscribers_matched(self) -> bool:
-        """Every subscriber of joint_states the graph shows has matched this bridge's publisher, and the
-        recorder is among them when ``await_recorder`` is set (this participant may not have discovered a
-        recorder yet: then it counts neither its subscription nor the match)."""
-        if self.p["await_recorder"] and not self._recorder_subscribed():
-            return False
-        return self.pub_joint.get_subscription_count() >= self.count_subscribers(self.pub_joint.topic_name)
-
-    def _recorder_subscribed(self) -> bool:
-        return any(info.node_name == RECORDER_NODE
-                   for info in self.get_subscriptions_info_by_topic(self.pub_joint.topic_name))
-
     def _lockstep_watch(self) -> None:
         if not self.started:
-            if self.first_answer_wall is not None and self._may_start():
-                # step 0 was answered while a subscriber was missing; the graph decided it once (the monitor
-                # does not answer a re-offer), so offer it to the newcomer and step with the stored command
+            if self.gate.open():
+                # step 0 was answered while a subscriber was missing, and the graph decides a step once:
+                # offer it to the newcomer, then step with the stored command
                 self.started = True
                 self._publish()
                 self._step()

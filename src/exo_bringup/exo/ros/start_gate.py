@@ -1,0 +1,81 @@
+"""StartGate: when a lockstep sensor source (sim bridge, bag player) may leave its first step.
+
+A lockstep source publishes step 0 and waits for the graph's answer (the ``torque_command``
+stamped with it). The answer alone is not enough to go on: a subscriber that has not matched
+the source's publisher yet (a recorder started at the same time) would miss the first samples,
+and the sensor QoS keeps no history for it. The gate holds step 0 until
+
+- every ``joint_states`` subscriber the source's participant has discovered has matched, and
+- with ``await_recorder`` (the graph runs a recorder: ``record:=true``), the
+  :data:`exo.graph.RECORDER_NODE` is among them: a recorder the participant has not
+  discovered yet is in neither count, so the first condition alone does not wait for it,
+
+for at most ``lockstep_timeout_s`` of wall time after the answer (``await_recorder_timeout_s``
+while a recorder is awaited), then lets the run start with a warning that names what was
+missing: a recorder never holds the exoskeleton back.
+
+The graph decides step 0 once (the safety monitor does not answer a re-offer), so a held source
+starts from its timer with the stored answer, after offering step 0 again to the newcomer.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rclpy.node import Node
+from rclpy.publisher import Publisher
+
+from exo.graph import RECORDER_NODE
+
+
+class StartGate:
+    """Holds a lockstep source's step 0 until its ``joint_states`` subscribers have matched.
+
+    Args:
+        node: the source node (its graph view counts the subscribers).
+        publisher: the source's ``joint_states`` publisher.
+        await_recorder: wait for the graph's recorder to subscribe as well.
+        lockstep_timeout_s: longest hold for discovered subscribers, wall s.
+        await_recorder_timeout_s: longest hold while the recorder is awaited, wall s.
+    """
+
+    def __init__(self, node: Node, publisher: Publisher, *, await_recorder: bool, lockstep_timeout_s: float,
+                 await_recorder_timeout_s: float) -> None:
+        self.node = node
+        self.publisher = publisher
+        self.await_recorder = await_recorder
+        self.limit_s = max(lockstep_timeout_s, await_recorder_timeout_s) if await_recorder else lockstep_timeout_s
+        self.answered_at: float | None = None  # wall time of the first answer to step 0 (time.monotonic), s
+
+    def answered(self) -> None:
+        """The graph answered step 0 (the first call counts)."""
+        if self.answered_at is None:
+            self.answered_at = time.monotonic()
+
+    def open(self) -> bool:
+        """Step 0 was answered: may the run start now? (Logs a warning when it starts by timeout.)"""
+        if self.answered_at is None:
+            return False
+        if self.subscribers_matched():
+            return True
+        waited = time.monotonic() - self.answered_at
+        if waited < self.limit_s:
+            return False
+        topic = self.publisher.topic_name
+        self.node.get_logger().warning(
+            f"starting after {waited:.1f} s without every {topic} subscriber matched "
+            f"({self.publisher.get_subscription_count()} matched of {self.node.count_subscribers(topic)}"
+            + (f"; recorder subscribed: {self.recorder_subscribed()}" if self.await_recorder else "")
+            + "): a late subscriber misses the first samples"
+        )
+        return True
+
+    def subscribers_matched(self) -> bool:
+        """Every subscriber the graph shows has matched the publisher (and the recorder is one, if awaited)."""
+        if self.await_recorder and not self.recorder_subscribed():
+            return False
+        return self.publisher.get_subscription_count() >= self.node.count_subscribers(self.publisher.topic_name)
+
+    def recorder_subscribed(self) -> bool:
+        return any(info.node_name == RECORDER_NODE
+                   for info in self.node.get_subscriptions_info_by_topic(self.publisher.topic_name))

@@ -20,7 +20,7 @@ import pytest
 
 from exo import contract
 from exo.bags.analysis import CONTROL_PERIOD_S, analyze_session
-from exo.bags.reader import open_session, stamp_s
+from exo.bags.reader import BagError, open_session, stamp_s
 from exo.bags.replay import RecordedTorques, trial_commands
 from exo.metrics import METRIC_NAMES
 from exo.ros.convert import from_time_msg
@@ -146,9 +146,17 @@ def test_with_record_the_source_holds_its_first_step_for_a_late_recorder(process
     assert len(first) == 1, f"the {source} left its first step without the recorder"
     graph.start(["recorder"])
     t0 = first.pop()
-    probe.wait_for(lambda: from_time_msg(joint[-1].header.stamp) >= t0 + 1.0, 120.0, "1 s of sensor time")
+    name = contract.JOINT_STATES.resolved(NS)
+
+    def recorded() -> list[float]:  # the recorder flushes every flush_period_s (0.5 s) while it runs
+        try:
+            return sorted(stamp_s(m.msg) for m in open_session(bag).messages({name}))
+        except BagError:  # no bag file yet
+            return []
+
+    probe.wait_for(lambda: (r := recorded()) and r[-1] >= t0 + 1.0, 120.0, "1 s of sensor time in the bag")
     graph.stop(timeout_s=5.0)
-    stamps = sorted(stamp_s(m.msg) for m in open_session(bag).messages({contract.JOINT_STATES.resolved(NS)}))
+    stamps = recorded()
     assert stamps[0] == t0 and len(stamps) >= 100
 
 

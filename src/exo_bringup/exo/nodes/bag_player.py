@@ -35,11 +35,10 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from exo import contract
 from exo.bags.reader import BagError, open_session
 from exo.bags.replay import replay_steps
-from exo.ros import convert
+from exo.ros import convert, start_gate
 from exo.ros.node_main import run
 from exo.ros.parameters import Param, ParameterError, declare_all
 from exo.ros.qos import qos_profile
-from exo.ros.start_gate import StartGate
 from exo.ros.types import interface_class
 from exo_msgs.msg import TorqueCommand
 
@@ -49,10 +48,7 @@ PARAMS = [
           "graph answers, one step per torque_command).", 0.0, 1000.0),
     Param("lockstep_timeout_s", 1.0, "Lockstep: wall seconds to wait for a step's command before going on, s.",
           0.001, 60.0),
-    Param("await_recorder", False, "Hold the first step until the recorder node subscribes to joint_states and "
-          "has matched, so its bag starts with the replay's first step (set by the record launch argument)."),
-    Param("await_recorder_timeout_s", 10.0, "Wall seconds to hold the first step for the recorder; then the replay "
-          "starts anyway, with a warning, s.", 0.0, 300.0),
+    *start_gate.PARAMS,
     Param("exit_when_done", True, "Exit (code 0) once every step was published and answered or timed out."),
 ]
 
@@ -80,9 +76,7 @@ class BagPlayer(Node):
         self.create_subscription(TorqueCommand, contract.TORQUE_COMMAND.name, self._on_command,
                                  qos_profile(contract.TORQUE_COMMAND))
         joint = self.pubs.get(contract.JOINT_STATES.name)
-        self.gate = None if joint is None else StartGate(
-            self, joint, await_recorder=self.p["await_recorder"], lockstep_timeout_s=self.p["lockstep_timeout_s"],
-            await_recorder_timeout_s=self.p["await_recorder_timeout_s"])
+        self.gate = None if joint is None else start_gate.StartGate.from_params(self, joint, self.p)
         self.k = 0
         self.started = False
         self.timeouts = 0

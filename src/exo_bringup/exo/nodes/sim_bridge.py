@@ -33,11 +33,10 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from std_srvs.srv import Trigger
 
 from exo import contract
-from exo.ros import convert
+from exo.ros import convert, start_gate
 from exo.ros.node_main import run
 from exo.ros.parameters import Param, declare_all
 from exo.ros.qos import qos_profile
-from exo.ros.start_gate import StartGate
 from exo.ros.types import interface_class
 from exo_msgs.msg import EmgPacket, KneeTruth, TorqueCommand
 
@@ -49,11 +48,7 @@ PARAMS = [
     Param("lockstep", True, "Advance one step per received torque_command (deterministic) instead of real time."),
     Param("lockstep_timeout_s", 1.0, "Wall seconds to wait for the current step's command before advancing "
           "anyway with the actuator model's torque, s.", 0.001, 30.0),
-    Param("await_recorder", False, "Lockstep: hold the first sample until the recorder node subscribes to "
-          "joint_states and has matched, so its bag starts at t = 0 (set by the record launch argument)."),
-    Param("await_recorder_timeout_s", 10.0, "Lockstep: wall seconds to hold the first sample for the recorder; "
-          "then the run starts anyway, with a warning (a recorder never holds the exoskeleton back), s.",
-          0.0, 300.0),
+    *start_gate.PARAMS,
     Param("realtime_factor", 1.0, "Real-time mode: simulated seconds per wall second.", 0.01, 100.0),
     Param("command_timeout_s", 0.03, "Actuator model: a torque_command older than this (sim time) is "
           "replaced by zero torque, as the actuator driver does, s.", 0.0, 10.0),
@@ -125,9 +120,7 @@ class SimBridge(Node):
         if self.p["lockstep"]:
             self.awaiting_since = time.monotonic()
             self.started = False
-            self.gate = StartGate(self, self.pub_joint, await_recorder=self.p["await_recorder"],
-                                  lockstep_timeout_s=self.p["lockstep_timeout_s"],
-                                  await_recorder_timeout_s=self.p["await_recorder_timeout_s"])
+            self.gate = start_gate.StartGate.from_params(self, self.pub_joint, self.p)
             self.create_timer(self.p["lockstep_timeout_s"] / 5, self._lockstep_watch, clock=self.steady)
         else:
             period = self.twin.control_timestep_s / self.p["realtime_factor"]

@@ -21,11 +21,23 @@ starts from its timer with the stored answer, after offering step 0 again to the
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 
 from exo.graph import RECORDER_NODE
+from exo.ros.parameters import Param
+
+#: The gate's parameters, declared by every lockstep source (``await_recorder`` is set from the graph's
+#: ``record`` launch argument; the source's own ``lockstep_timeout_s`` bounds the hold otherwise).
+PARAMS = [
+    Param("await_recorder", False, "Hold step 0 until the recorder node subscribes to joint_states and has "
+          "matched, so its bag starts with the run's first step (set by the record launch argument)."),
+    Param("await_recorder_timeout_s", 10.0, "Wall seconds to hold step 0 for the recorder; then the run starts "
+          "anyway, with a warning (a recorder never holds the exoskeleton back), s.", 0.0, 300.0),
+]
 
 
 class StartGate:
@@ -46,6 +58,13 @@ class StartGate:
         self.await_recorder = await_recorder
         self.limit_s = max(lockstep_timeout_s, await_recorder_timeout_s) if await_recorder else lockstep_timeout_s
         self.answered_at: float | None = None  # wall time of the first answer to step 0 (time.monotonic), s
+
+    @classmethod
+    def from_params(cls, node: Node, publisher: Publisher, p: Mapping[str, Any]) -> StartGate:
+        """The gate of a source whose declared parameters ``p`` include :data:`PARAMS` and
+        ``lockstep_timeout_s``."""
+        return cls(node, publisher, await_recorder=p["await_recorder"], lockstep_timeout_s=p["lockstep_timeout_s"],
+                   await_recorder_timeout_s=p["await_recorder_timeout_s"])
 
     def answered(self) -> None:
         """The graph answered step 0 (the first call counts)."""

@@ -82,24 +82,22 @@ def test_a_wrong_scaling_table_misreads_by_the_ratio_of_the_ranges_and_is_caught
 # --- the actuator core ----------------------------------------------------------------------
 
 
-def test_actuator_sends_the_command_while_fresh_then_zero_torque():
-    cfg = ActuatorConfig(model="AK80-64", command_timeout_s=0.03, torque_limit_nm=100.0)
-    core = ActuatorCore(cfg)
+def test_actuator_frames_send_the_guards_torque_and_report_the_watchdog():
+    """Which torque is sent is the actuator guard's (test/safety/test_actuator_guard.py); the core encodes it,
+    clamps it to the hardware's ceiling and reports the watchdog's changes."""
+    core = ActuatorCore(ActuatorConfig(model="AK80-64", torque_limit_nm=100.0))
     model = ak_mit.MOTOR_MODELS["AK80-64"]
-    frame, _ = core.command_frame(0.0)
-    assert abs(ak_mit.decode_command(frame, model).torque_nm) < 0.1  # nothing received yet: zero
-    assert core.on_command(25.0, 1.0)
-    frame, line = core.command_frame(1.01)
+    frame, line = core.command_frame(0.0, commanded=False)
+    assert abs(ak_mit.decode_command(frame, model).torque_nm) < 0.1 and line is None  # nothing received yet
+    frame, line = core.command_frame(25.0)
     assert ak_mit.decode_command(frame, model).torque_nm == pytest.approx(25.0, abs=0.1)
     assert line == "torque_command received: applying commands"
-    frame, line = core.command_frame(1.0 + 0.031)
+    frame, line = core.command_frame(0.0, commanded=False)
     assert abs(ak_mit.decode_command(frame, model).torque_nm) < 0.1
     assert "torque_command lost" in line and core.timeouts == 1
-    assert not core.on_command(math.nan, 2.0) and core.rejected_commands == 1
-    frame, _ = core.command_frame(2.001)
-    assert abs(ak_mit.decode_command(frame, model).torque_nm) < 0.1  # NaN did not refresh the watchdog
-    core.on_command(1e4, 3.0)
-    frame, _ = core.command_frame(3.0)
+    frame, _ = core.command_frame(math.nan)
+    assert abs(ak_mit.decode_command(frame, model).torque_nm) < 0.1  # never a NaN on the bus
+    frame, _ = core.command_frame(1e4)
     assert ak_mit.decode_command(frame, model).torque_nm == pytest.approx(100.0, abs=0.1)  # clamped
     zero, exit_ = core.shutdown_frames()
     assert abs(ak_mit.decode_command(zero, model).torque_nm) < 0.1 and exit_ == ak_mit.EXIT_MOTOR_MODE
@@ -112,8 +110,7 @@ def test_actuator_direction_and_offset_map_the_motor_onto_the_knee():
     assert state.angle_rad == pytest.approx(1.0, abs=1e-3)  # -(1.0 - 2.0)
     assert state.velocity_rad_s == pytest.approx(0.5, abs=0.01)
     assert state.torque_nm == pytest.approx(10.0, abs=0.1)
-    core.on_command(5.0, 0.0)
-    frame, _ = core.command_frame(0.0)
+    frame, _ = core.command_frame(5.0)
     assert ak_mit.decode_command(frame, model).torque_nm == pytest.approx(-5.0, abs=0.1)
     with pytest.raises(ValueError, match="direction must be"):
         ActuatorConfig(direction=0)
@@ -153,8 +150,7 @@ def test_actuator_and_emulated_motor_over_python_can_virtual_bus():
         for frame in core.startup_frames():
             reply = exchange(frame)
         assert motor.enabled
-        core.on_command(30.0, 0.0)
-        frame, _ = core.command_frame(0.0)
+        frame, _ = core.command_frame(30.0)
         reply = exchange(frame)
         state = core.on_reply(bytes(reply.data))
         assert state.angle_rad == pytest.approx(0.7, abs=1e-3)

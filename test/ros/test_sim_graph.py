@@ -18,6 +18,8 @@ from exo import contract
 from exo.paths import config_file
 from exo.ros.convert import from_time_msg
 from exo.safety import SafetyLimits
+from exo.security.reset import request_reset
+from exo.testing.trusted import TrustedController
 
 pytestmark = pytest.mark.ros
 
@@ -130,9 +132,9 @@ def test_a_dead_sensor_stream_gives_a_safe_stop(processes, probe):
     assert "sensor data stale" in stop.reason and "joint_states" in stop.reason
     probe.wait_for(lambda: watch.commands[-1].source == "safe_stop", 5.0, "a safe-stop command")
     assert watch.commands[-1].torque == 0.0
-    # latched: a reset is refused while the sensors are still silent
-    response = probe.call("std_srvs/srv/Trigger", contract.SAFETY_RESET_SERVICE)
-    assert not response.success and "stale" in response.message
+    # latched: a (local) reset is refused while the sensors are still silent
+    ok, message = request_reset(graph.secrets.folder, "test")
+    assert not ok and "stale" in message
 
 
 def test_nan_requests_are_rejected_counted_and_never_reach_the_knee(processes, probe):
@@ -145,6 +147,7 @@ def test_nan_requests_are_rejected_counted_and_never_reach_the_knee(processes, p
     graph = processes.graph("sim", only=("sim_bridge", "safety_monitor"), level="1", lockstep="true")
     watch = Watch(probe)
     pub = probe.publisher(contract.TORQUE_REQUEST)
+    trusted = TrustedController(graph)  # the probe plays the controller: it holds the run's request key
     sent = {"nan": 0, "steps": 0, "answering": True}
 
     def answer(msg: JointState) -> None:
@@ -153,8 +156,8 @@ def test_nan_requests_are_rejected_counted_and_never_reach_the_knee(processes, p
         sent["steps"] += 1
         nan = sent["steps"] % 10 == 0
         sent["nan"] += nan
-        pub.publish(TorqueCommand(header=msg.header, joint=contract.KNEE_JOINT,
-                                  torque=math.nan if nan else -20.0, source="probe", seq=sent["steps"]))
+        pub.publish(trusted.sign(TorqueCommand(header=msg.header, joint=contract.KNEE_JOINT,
+                                               torque=math.nan if nan else -20.0, source="probe")))
 
     probe.node.create_subscription(JointState, contract.JOINT_STATES.resolved(probe.namespace), answer,
                                    qos_profile(contract.JOINT_STATES))
@@ -182,8 +185,8 @@ def test_estop_latches_until_reset(processes, probe):
     after = [c for c in watch.commands if from_time_msg(c.header.stamp) >= t_estop]
     assert len(after) >= 50 and all(c.source == "estop" and c.torque == 0.0 for c in after)
     assert watch.status[-1].state_name == "ESTOP"
-    response = probe.call("std_srvs/srv/Trigger", contract.SAFETY_RESET_SERVICE)
-    assert response.success, response.message
+    ok, message = request_reset(graph.secrets.folder, "test")
+    assert ok, message
     probe.wait_for(lambda: watch.commands[-1].source == "pid", 10.0, "the controller back in charge")
     graph.check()
 

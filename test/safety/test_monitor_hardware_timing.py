@@ -28,6 +28,7 @@ from exo import contract
 from exo.paths import config_file
 from exo.ros.convert import to_time_msg
 from exo.safety import SafetyLimits
+from exo.testing.trusted import TrustedController
 
 pytestmark = pytest.mark.ros
 
@@ -38,13 +39,15 @@ class FakeDevices:
     """The probe plays the drivers and the controller towards a lone safety_monitor node."""
 
     def __init__(self, processes, probe, **arguments) -> None:
-        # use_sim_time: the node's wall-clock allowances become the simulation's (request deadline 2 s, stall
-        # grace 3 s), so a busy test machine delaying this probe cannot be mistaken for a late controller
-        graph = processes.graph("real", only=("safety_monitor",), use_sim_time="true", **arguments)
+        # use_sim_time with a paced source (lockstep): the node's wall-clock allowances become the simulation's
+        # (request deadline 2 s, stall grace 3 s), so a busy test machine delaying this probe cannot be mistaken
+        # for a late controller
+        graph = processes.graph("real", only=("safety_monitor",), use_sim_time="true", lockstep="true", **arguments)
         self.probe = probe
         self.commands = probe.subscribe(contract.TORQUE_COMMAND)
         self.status = probe.subscribe(contract.SAFETY_STATUS)
         self.request_pub = probe.publisher(contract.TORQUE_REQUEST)
+        self.trusted = TrustedController(graph)  # the probe plays the controller, with the run's request key
         self.joint_pub = probe.publisher(contract.JOINT_STATES)
         self.others = {topic.name: probe.publisher(topic) for topic in (
             contract.INTERACTION_THIGH, contract.INTERACTION_SHANK, contract.IMU_THIGH, contract.IMU_SHANK)}
@@ -55,19 +58,21 @@ class FakeDevices:
     def request(self, t: float, seq: int) -> None:
         from exo_msgs.msg import TorqueCommand
 
-        msg = TorqueCommand(joint=contract.KNEE_JOINT, torque=1.0, source="probe", seq=seq)
+        msg = TorqueCommand(joint=contract.KNEE_JOINT, torque=1.0, source="probe")
         msg.header.stamp = to_time_msg(t)
-        self.request_pub.publish(msg)
+        self.request_pub.publish(self.trusted.sign(msg))
 
     def samples(self, t: float, joint: bool = True, imu_only: bool = False) -> None:
         """Every watched sensor's sample stamped ``t`` (joint_states last, as the actuator driver publishes)."""
         from geometry_msgs.msg import WrenchStamped
-        from sensor_msgs.msg import Imu, JointState
+        from sensor_msgs.msg import JointState
+
+        from exo.ros.convert import imu_msg
 
         stamp = to_time_msg(t)
         for name, pub in self.others.items():
-            if name.startswith("imu"):
-                msg = Imu()
+            if name.startswith("imu"):  # the IMUs agree with the knee angle of 1 rad (thigh 0, shank -1 rad)
+                msg = imu_msg(t, name.replace("/", "_"), -1.0 if name.endswith("shank") else 0.0, 0.0)
             elif imu_only:
                 continue
             else:

@@ -236,13 +236,19 @@ def test_estop_latches_until_reset_whatever_the_inputs(rig):
     assert "operator button" in d.reason and d.transition
     assert all(d.state == SafetyState.ESTOP and d.torque_nm == 0.0 for d in r.run(100, 40.0))
     assert r.monitor.status().estop_latched
+    transitions = r.monitor.transitions
     ok, message = r.monitor.reset()
     assert ok and "operator button" in message
     d = r.step(20.0)
     assert d.state == SafetyState.LIMITING and d.active_limits == (mon.SLEW_RATE,)
     assert d.torque_nm == pytest.approx(STEP_NM)  # resumes from zero, ramped
     assert "after reset" in r.monitor.transition_log[-1].reason
-    assert r.monitor.transitions == 1  # counters restart at a reset
+    assert r.monitor.transitions == transitions + 1  # a reset never clears the counters
+    # every e-stop and the reset are in the event log
+    kinds = [(e.kind, e.detail) for e in r.monitor.event_log]
+    assert kinds[:2] == [(mon.EVENT_ESTOP, "operator button"), (mon.EVENT_ESTOP, "second press")]
+    assert kinds[2][0] == mon.EVENT_RESET and "operator button" in kinds[2][1]
+    assert [e.count for e in r.monitor.event_log] == [1, 2, 1]
 
 
 def test_reset_refused_while_sensors_are_stale(rig):

@@ -47,24 +47,32 @@ class QosSpec:
         depth: queue depth of KEEP_LAST history.
         deadline_s: expected maximum period between messages, s (0 = none);
             publishers and subscribers get deadline-missed events when it passes.
+        reader_depth: queue depth of the subscribers that must see every message (0 = ``depth``).
+            DDS keeps one history per reader for all writers of an unkeyed topic, so with
+            ``depth`` 1 a flood from a foreign writer overwrites a valid sample before the node
+            takes it; the safety monitor (requests) and the actuator side (commands) read with
+            this deeper queue and authenticate each message (:mod:`exo.security`).
     """
 
     reliability: Reliability
     durability: Durability = Durability.VOLATILE
     depth: int = 1
     deadline_s: float = 0.0
+    reader_depth: int = 0
 
 
 #: Sensor streams: drop stale samples rather than delay fresh ones (rclpy's qos_profile_sensor_data).
 SENSOR_DATA = QosSpec(Reliability.BEST_EFFORT, Durability.VOLATILE, depth=5)
 #: Commands: reliable, only the newest matters, deadline two control periods at 100 Hz.
-COMMAND = QosSpec(Reliability.RELIABLE, Durability.VOLATILE, depth=1, deadline_s=0.02)
+COMMAND = QosSpec(Reliability.RELIABLE, Durability.VOLATILE, depth=1, deadline_s=0.02, reader_depth=100)
 #: Estimates consumed as "latest value".
 LATEST_RELIABLE = QosSpec(Reliability.RELIABLE, Durability.VOLATILE, depth=1)
 #: State that late joiners must see (safety status).
 LATCHED_STATE = QosSpec(Reliability.RELIABLE, Durability.TRANSIENT_LOCAL, depth=1)
 #: /clock: reliable with a short queue, so that a lockstep run never loses a tick.
 CLOCK = QosSpec(Reliability.RELIABLE, Durability.VOLATILE, depth=10)
+#: Event logs: every entry reaches every reader, late joiners get the recent ones.
+EVENT_LOG = QosSpec(Reliability.RELIABLE, Durability.TRANSIENT_LOCAL, depth=100)
 #: /diagnostics, as diagnostic_updater publishes it.
 DIAGNOSTICS = QosSpec(Reliability.RELIABLE, Durability.VOLATILE, depth=10)
 
@@ -170,6 +178,10 @@ SAFETY_STATUS = Topic(
     "safety/status", "exo_msgs/msg/SafetyStatus", LATCHED_STATE, 10.0, Kind.STATUS,
     "Safety monitor state, active limits and reason; on every transition and at 10 Hz.",
 )
+SAFETY_EVENTS = Topic(
+    "safety/events", "exo_msgs/msg/SafetyEvent", EVENT_LOG, 0.0, Kind.STATUS,
+    "The safety monitor's event log: every e-stop, reset (accepted or refused) and security event.",
+)
 DIAGNOSTICS_TOPIC = Topic(
     "/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", DIAGNOSTICS, 1.0, Kind.STATUS,
     "Standard ROS diagnostics of every exo node.",
@@ -188,19 +200,20 @@ TOPICS: dict[str, Topic] = {
     t.name: t
     for t in (
         JOINT_STATES, IMU_THIGH, IMU_SHANK, EMG, FOOT_PRESSURE, INTERACTION_THIGH, INTERACTION_SHANK,
-        INTENT, TORQUE_REQUEST, TORQUE_COMMAND, TORQUE_COMMAND_ARRAY, SAFETY_STATUS, DIAGNOSTICS_TOPIC,
+        INTENT, TORQUE_REQUEST, TORQUE_COMMAND, TORQUE_COMMAND_ARRAY, SAFETY_STATUS, SAFETY_EVENTS,
+        DIAGNOSTICS_TOPIC,
         SIM_TRUTH, CLOCK_TOPIC,
     )
 }
 
-#: Services, relative to the namespace.
+#: Services, relative to the namespace. Stopping is open to every participant (stopping is always
+#: safe); resetting a latched stop is not a network service at all: it is a local, deliberate act
+#: (``exo reset`` with the run's 0600 token, or the reset button on hardware; docs/safety.md).
 ESTOP_SERVICE = "safety/estop"
-SAFETY_RESET_SERVICE = "safety/reset"
 SIM_RESET_SERVICE = "sim/reset"
 #: name -> (srv type, description).
 SERVICES: dict[str, tuple[str, str]] = {
-    ESTOP_SERVICE: ("std_srvs/srv/Trigger", "Latch the emergency stop (zero torque until reset)."),
-    SAFETY_RESET_SERVICE: ("std_srvs/srv/Trigger", "Clear a latched e-stop / fault if the cause is gone."),
+    ESTOP_SERVICE: ("std_srvs/srv/Trigger", "Latch the emergency stop (zero torque until a local reset)."),
     SIM_RESET_SERVICE: ("std_srvs/srv/Trigger", "Start a new trial in the twin (new subject from the seed)."),
 }
 

@@ -123,6 +123,9 @@ class NodeSpec:
             once here and switched by argument, so launch files and ``exo`` commands agree.
         mode_defaults: per-mode defaults of launch arguments this node brings
             (``{"real": {"lockstep": "false"}}``); the argument's own default elsewhere.
+        secrets: parameters naming the run's secret files this node gets
+            (:data:`exo.security.keys.SECRET_PARAMS`): whoever starts the graph creates them
+            (:class:`exo.security.keys.RunSecrets`) and hands each node only its own.
     """
 
     name: str
@@ -134,6 +137,7 @@ class NodeSpec:
     required: bool = True
     enabled_by: str | None = None
     mode_defaults: dict[str, dict[str, str]] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
 
 
 #: Every node of the graph, in start order (consumers before producers so none misses data).
@@ -155,6 +159,10 @@ NODES: tuple[NodeSpec, ...] = (
         module="exo.nodes.safety_monitor",
         modes=frozenset(MODES),
         param_files=("safety.yaml", "safety_monitor.yaml"),
+        # a lockstep source pauses while it waits for a command; a free-running one that pauses is dead
+        arg_params={"paced_source": "lockstep"},
+        mode_defaults={"real": {"lockstep": "false"}},
+        secrets=("command_key_file", "request_key_file", "reset_token_file"),
     ),
     NodeSpec(
         name="controller",
@@ -163,6 +171,7 @@ NODES: tuple[NodeSpec, ...] = (
         modes=frozenset(MODES),
         param_files=("task.yaml", "controllers.yaml"),
         arg_params={"controller": "controller", "policy": "policy", "sync_inputs": "sync_inputs"},
+        secrets=("request_key_file",),
     ),
     NodeSpec(
         name="intent_estimator",
@@ -178,9 +187,10 @@ NODES: tuple[NodeSpec, ...] = (
         executable="sim_bridge",
         module="exo.nodes.sim_bridge",
         modes=frozenset({"sim"}),
-        param_files=("task.yaml", "sim_bridge.yaml"),
+        param_files=("task.yaml", "sim_bridge.yaml", "actuator_guard.yaml"),
         arg_params={"twin": "twin", "level": "level", "subject_seed": "subject_seed", "lockstep": "lockstep",
                     "await_recorder": "record"},
+        secrets=("command_key_file",),
     ),
     NodeSpec(
         name="bag_player",
@@ -196,9 +206,10 @@ NODES: tuple[NodeSpec, ...] = (
         executable="actuator_driver",
         module="exo.nodes.actuator_driver",
         modes=frozenset({"real"}),
-        param_files=("drivers.yaml",),
+        param_files=("drivers.yaml", "actuator_guard.yaml"),
         # hardware runs on the system clock, and its sensors at their own rates and phases
         mode_defaults={"real": {"use_sim_time": "false", "sync_inputs": "latest"}},
+        secrets=("command_key_file",),
     ),
     NodeSpec(
         name="imu_thigh_driver",

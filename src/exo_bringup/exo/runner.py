@@ -26,13 +26,16 @@ from pathlib import Path
 
 from exo.graph import NodeSpec, active_nodes, resolve_arguments
 from exo.paths import share_dir
+from exo.security.keys import RunSecrets
 
 
-def ros_arguments(spec: NodeSpec, args: Mapping[str, object], config_dir: Path | None = None) -> list[str]:
+def ros_arguments(spec: NodeSpec, args: Mapping[str, object], config_dir: Path | None = None,
+                  secrets: RunSecrets | None = None) -> list[str]:
     """The ``--ros-args ...`` a node of ``spec`` gets for resolved graph ``args``.
 
     Parameter precedence (later wins, as in launch): the node's ``config/*.yaml``,
-    then the user's ``params_file``, then launch arguments and ``use_sim_time``.
+    then the user's ``params_file``, then launch arguments and ``use_sim_time``,
+    then the paths of the run's secrets the node gets (``spec.secrets``).
     """
     config_dir = config_dir or share_dir() / "config"
     out = ["--ros-args", "-r", f"__node:={spec.name}", "-r", f"__ns:={args['namespace']}"]
@@ -43,6 +46,9 @@ def ros_arguments(spec: NodeSpec, args: Mapping[str, object], config_dir: Path |
     for param, arg in spec.arg_params.items():
         out += ["-p", f"{param}:={_param_text(args[arg])}"]
     out += ["-p", f"use_sim_time:={_param_text(args['use_sim_time'])}"]
+    if secrets is not None:
+        for param, path in secrets.parameters(spec.secrets).items():
+            out += ["-p", f"{param}:={path}"]
     out += ["--log-level", str(args["log_level"])]
     return out
 
@@ -108,7 +114,10 @@ class GraphRunner:
         env: extra environment for every node (ROS_DOMAIN_ID, ...).
         log_dir: where each node's stdout/stderr goes (``<node>.log``).
         only: run only these nodes (tests that inject faults run part of the graph).
-        extra_nodes: additional (spec, args) not in the graph, e.g. test helpers.
+
+    The runner creates the run's secrets (:class:`exo.security.keys.RunSecrets`: command and request
+    keys, reset token; ``secrets.folder``) and hands each node only the ones its spec names; they are
+    deleted when the graph stops.
     """
 
     mode: str
@@ -127,8 +136,11 @@ class GraphRunner:
                 raise ValueError(f"no such node(s) in mode {self.mode!r}: {', '.join(sorted(unknown))}")
             specs = [s for s in specs if s.name in self.only]
         self.log_dir = Path(self.log_dir)
+        domain = self.env.get("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", "0"))
+        self.secrets = RunSecrets.create(self.namespace, int(domain or 0))
         self.nodes = [
-            NodeProcess(s, [sys.executable, "-m", s.module, *ros_arguments(s, self.args)], self.log_dir / f"{s.name}.log")
+            NodeProcess(s, [sys.executable, "-m", s.module, *ros_arguments(s, self.args, secrets=self.secrets)],
+                        self.log_dir / f"{s.name}.log")
             for s in specs
         ]
 
@@ -234,6 +246,7 @@ class GraphRunner:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(node.process.pid, signal.SIGKILL)
                 node.process.wait()
+        self.secrets.remove()
         return {n.name: n.poll() for n in self.nodes}
 
     def __enter__(self) -> GraphRunner:

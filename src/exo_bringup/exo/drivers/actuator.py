@@ -1,15 +1,17 @@
-"""The actuator driver's core: torque_command -> MIT frames, motor replies -> knee state.
+"""The actuator driver's core: torques -> MIT frames, motor replies -> knee state.
 
-Pure (no rclpy, no python-can): the node hands it received commands and CAN replies with
-the host's monotonic time, and sends the frames it returns.
+Pure (no rclpy, no python-can): the node hands it CAN replies and the torque to send, and sends
+the frames it returns. Which torque is sent is decided by the actuator side's guard
+(:class:`exo.safety.actuator_guard.ActuatorGuard`, shared with the sim bridge): only the safety
+monitor's authenticated, fresh commands, limited again by the guard's own copy of the limits,
+else zero torque.
 
 Safety behaviour decided here:
 
-- **Command watchdog.** The torque sent is the newest ``torque_command`` while it is younger
-  than ``command_timeout_s`` (host time of receipt); after that, zero torque (kp = kd = 0),
-  every cycle, until a new command arrives. A non-finite command is refused (counted) and
-  does not refresh the watchdog.
-- **Limits.** |torque| is clamped to ``min(torque_limit_nm, model.t_max_nm)``.
+- **Watchdog reporting.** :meth:`ActuatorCore.command_frame` is told whether a fresh command is
+  in force; it counts the losses (``timeouts``) and returns a log line on each change.
+- **Limits.** |torque| is clamped to ``min(torque_limit_nm, model.t_max_nm)`` (the hardware's
+  ceiling, beyond the guard's user cap). A non-finite torque is sent as zero.
 - **Shutdown.** :meth:`ActuatorCore.shutdown_frames` = zero-torque command, then exit motor mode.
 - **Feedback validation.** Reply length, motor id, error code, and plausibility of the
   position and velocity (a reply decoded with the wrong scaling table shows up as an
@@ -48,7 +50,6 @@ class ActuatorConfig:
         direction: +1 or -1, motor positive sense -> knee flexion.
         zero_offset_rad: motor position at a straight knee, rad.
         torque_limit_nm: |torque| ever sent, N m (further capped by the model's range).
-        command_timeout_s: age after which the last torque_command is replaced by zero, s.
         max_velocity_rad_s: replies with |velocity| above this are rejected, rad/s.
         angle_min_rad, angle_max_rad: replies outside this joint range are rejected, rad.
         max_jump_rad: replies whose angle jumps more than this from the previous one are rejected, rad.
@@ -59,7 +60,6 @@ class ActuatorConfig:
     direction: int = 1
     zero_offset_rad: float = 0.0
     torque_limit_nm: float = 100.0
-    command_timeout_s: float = 0.03
     max_velocity_rad_s: float = 8.0
     angle_min_rad: float = -0.5
     angle_max_rad: float = 2.5
@@ -71,62 +71,41 @@ class ActuatorConfig:
             raise ValueError(f"direction must be +1 or -1, got {self.direction}")
         if not 0 <= self.motor_id <= 0x7FF:
             raise ValueError(f"motor_id must be a CAN id 0..2047, got {self.motor_id}")
-        if not self.command_timeout_s > 0:
-            raise ValueError(f"command_timeout_s must be > 0, got {self.command_timeout_s}")
         if not self.torque_limit_nm > 0:
             raise ValueError(f"torque_limit_nm must be > 0, got {self.torque_limit_nm}")
 
 
 class ActuatorCore:
-    """Command watchdog, frame encoding and reply validation of one AK actuator."""
+    """Frame encoding, watchdog reporting and reply validation of one AK actuator."""
 
     def __init__(self, config: ActuatorConfig) -> None:
         self.config = config
         self.model = ak_mit.motor_model(config.model)
         self.torque_limit_nm = min(config.torque_limit_nm, self.model.t_max_nm)
-        self._command_nm = 0.0
-        self._command_rx_s = -math.inf
         self.command_lost = True  # no command yet: zero torque
-        self.rejected_commands = 0
         self.rejected_replies: dict[str, int] = {}
         self.timeouts = 0
         self._last_angle: float | None = None
         self.sent_torque_nm = 0.0
 
     # --- commands --------------------------------------------------------
-    def on_command(self, torque_nm: float, now_s: float) -> bool:
-        """A torque_command arrived at host time ``now_s``; False if refused (non-finite)."""
-        if not isinstance(torque_nm, (int, float)) or not math.isfinite(torque_nm):
-            self.rejected_commands += 1
-            return False
-        self._command_nm = float(torque_nm)
-        self._command_rx_s = now_s
-        return True
-
-    def torque_at(self, now_s: float) -> tuple[float, str | None]:
-        """(torque to send now N m, a log line on a watchdog transition or None)."""
-        fresh = now_s - self._command_rx_s <= self.config.command_timeout_s
+    def command_frame(self, torque_nm: float, commanded: bool = True) -> tuple[bytes, str | None]:
+        """The MIT frame (pure torque: kp = kd = 0) sending ``torque_nm`` (N m, knee frame), and a
+        log line when ``commanded`` (a fresh command is in force) changed, else None."""
         line = None
-        if not fresh and not self.command_lost:
+        if not commanded and not self.command_lost:
             self.command_lost = True
             self.timeouts += 1
-            line = (f"torque_command lost ({now_s - self._command_rx_s:.3f} s > "
-                    f"{self.config.command_timeout_s} s): sending zero torque")
-        elif fresh and self.command_lost:
+            line = "torque_command lost: sending zero torque"
+        elif commanded and self.command_lost:
             self.command_lost = False
             line = "torque_command received: applying commands"
-        torque = self._command_nm if fresh else 0.0
+        torque = float(torque_nm) if math.isfinite(torque_nm) else 0.0
         torque = max(-self.torque_limit_nm, min(self.torque_limit_nm, torque))
-        return torque, line
-
-    def command_frame(self, now_s: float) -> tuple[bytes, str | None]:
-        """The MIT frame to send now (pure torque: kp = kd = 0) and a watchdog log line or None."""
-        torque, line = self.torque_at(now_s)
         self.sent_torque_nm = torque
-        motor_torque = self.config.direction * torque
         if torque == 0.0:
             return ak_mit.zero_torque_command(self.model), line
-        return ak_mit.encode_command(ak_mit.MitCommand(torque_nm=motor_torque), self.model), line
+        return ak_mit.encode_command(ak_mit.MitCommand(torque_nm=self.config.direction * torque), self.model), line
 
     def startup_frames(self, set_zero: bool = False) -> list[bytes]:
         """Enter motor mode (and optionally set the current position as zero), then zero torque."""

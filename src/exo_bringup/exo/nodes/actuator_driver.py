@@ -1,8 +1,14 @@
 """actuator_driver: a CubeMars AK actuator (MIT mode, CAN) -> ``joint_states`` + ``interaction/*``; applies ``torque_command``.
 
 Loop (steady clock, ``rate_hz``, default the contract's control rate 100 Hz): send one MIT
-torque frame (kp = kd = 0) with the torque of :class:`exo.drivers.actuator.ActuatorCore`
-(the newest ``torque_command`` while younger than ``command_timeout_s``, else **zero**).
+torque frame (kp = kd = 0, :class:`exo.drivers.actuator.ActuatorCore`) with the torque the
+actuator guard allows (:class:`exo.safety.actuator_guard.ActuatorGuard`, shared with the sim
+bridge): the newest *authenticated* ``torque_command`` of the safety monitor (the run's command
+key, strictly increasing sequence, stamped no later than a period ahead of this host's clock)
+while younger than ``guard.max_command_age_s``, else **zero**; limited again by the guard's own
+user cap, slew rate and hard range of motion, the range checked on this motor's own encoder.
+A foreign publisher on ``torque_command`` is refused, counted (diagnostics ``refused_commands.*``)
+and changes nothing.
 The motor answers every frame; each valid reply becomes one ``joint_states`` sample
 (angle, velocity, effort = motor torque estimate), stamped with the host receipt time.
 A reply that is missing publishes nothing: the safety monitor's ``joint_states`` timeout
@@ -35,6 +41,7 @@ from exo import contract
 from exo.drivers.actuator import ActuatorConfig, ActuatorCore
 from exo.drivers.ak_mit import MOTOR_MODELS
 from exo.drivers.health import DeviceHealth
+from exo.ros import trust
 from exo.ros.node_main import run
 from exo.ros.parameters import Param, ParameterError, declare_all
 from exo.ros.qos import qos_profile
@@ -52,12 +59,13 @@ PARAMS = [
     Param("zero_offset_rad", 0.0, "Motor position at a straight knee, rad.", -12.5, 12.5),
     Param("set_zero_on_start", False, "Send 'set zero' at start-up (only with the knee held straight!)."),
     Param("torque_limit_nm", 100.0, "Largest |torque| ever sent, N m (also capped by the model).", 0.1, 200.0),
-    Param("command_timeout_s", 0.03, "torque_command older than this -> zero torque, s.", 0.001, 1.0),
     Param("rate_hz", contract.DEFAULT_CONTROL_RATE_HZ, "Command/feedback rate, Hz.", 1.0, 1000.0),
     Param("silent_timeout_s", 0.05, "No valid reply for this long -> the motor is reported silent, s.", 0.001, 10.0),
     Param("max_velocity_rad_s", 8.0, "Replies above this |velocity| are rejected, rad/s.", 0.1, 100.0),
     Param("angle_min_rad", -0.5, "Replies below this knee angle are rejected, rad.", -12.5, 12.5),
     Param("angle_max_rad", 2.5, "Replies above this knee angle are rejected, rad.", -12.5, 12.5),
+    trust.secret_param("command_key_file"),
+    *trust.guard_params(),
 ]
 
 
@@ -71,10 +79,12 @@ class ActuatorDriver(Node):
             self.core = ActuatorCore(ActuatorConfig(
                 model=p["model"], motor_id=p["motor_id"], direction=p["direction"],
                 zero_offset_rad=p["zero_offset_rad"], torque_limit_nm=p["torque_limit_nm"],
-                command_timeout_s=p["command_timeout_s"], max_velocity_rad_s=p["max_velocity_rad_s"],
+                max_velocity_rad_s=p["max_velocity_rad_s"],
                 angle_min_rad=p["angle_min_rad"], angle_max_rad=p["angle_max_rad"]))
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
+        self.guard = trust.make_guard(p, contract.KNEE_JOINT)
+        self._lock = threading.Lock()  # the guard is fed from the executor (commands) and the CAN reader (angles)
         from exo.drivers.emulators import open_can_bus
 
         try:
@@ -94,7 +104,7 @@ class ActuatorDriver(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS_TOPIC.name,
                                               qos_profile(contract.DIAGNOSTICS_TOPIC))
         self.create_subscription(TorqueCommand, contract.TORQUE_COMMAND.name, self._on_command,
-                                 qos_profile(contract.TORQUE_COMMAND))
+                                 qos_profile(contract.TORQUE_COMMAND, reader=True))
         # Sent by the first tick, not here: the motor answers every frame and each reply is a joint_states
         # sample, so start-up replies sent before the loop runs would be followed by a gap (the rest of
         # the node's start-up, tens of ms) that the safety monitor's 50 ms timeout sees as a stale knee.
@@ -107,8 +117,9 @@ class ActuatorDriver(Node):
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
         self.get_logger().info(
             f"{p['model']} id {p['motor_id']} on {p['can_interface']}:{p['can_channel']} at {p['rate_hz']:g} Hz; "
-            f"|torque| <= {self.core.torque_limit_nm:g} N m; zero torque after {p['command_timeout_s']} s "
-            "without torque_command")
+            f"|torque| <= {self.core.torque_limit_nm:g} N m (guard: user cap {self.guard.limits.torque_cap_nm:g} N m, "
+            f"slew {self.guard.limits.max_slew_rate_nm_per_s:g} N m/s); zero torque after "
+            f"{self.guard.limits.max_command_age_s} s without an authenticated torque_command")
 
     def _send(self, data: bytes) -> None:
         import can
@@ -120,12 +131,17 @@ class ActuatorDriver(Node):
             if self.send_errors in (1, 10) or self.send_errors % 1000 == 0:
                 self.get_logger().error(f"CAN send failed ({self.send_errors} time(s)): {exc}")
 
+    def _now_s(self) -> float:
+        """This host's clock, the one the joint_states stamps (and so the monitor's commands) are taken from, s."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _on_command(self, msg: TorqueCommand) -> None:
-        if msg.joint and msg.joint != contract.KNEE_JOINT:
-            return
-        if not self.core.on_command(msg.torque, time.monotonic()):
-            self.get_logger().warning(f"non-finite torque_command {msg.torque!r} refused "
-                                      f"({self.core.rejected_commands} so far)", throttle_duration_sec=1.0)
+        with self._lock:
+            refused = trust.apply_command(self.guard, self._now_s(), msg)
+        if refused is not None:
+            self.get_logger().warning(
+                f"torque_command refused ({refused}; {self.guard.refused_total()} so far): {self.guard.last_refusal}",
+                throttle_duration_sec=1.0)
 
     def _tick(self) -> None:
         if self._startup_frames:  # first tick: enter motor mode (set zero), zero torque; the loop follows at once
@@ -134,7 +150,9 @@ class ActuatorDriver(Node):
                 self._send(frame)
             return
         now = time.monotonic()
-        frame, line = self.core.command_frame(now)
+        with self._lock:
+            applied = self.guard.apply(self._now_s())
+        frame, line = self.core.command_frame(applied.torque_nm, commanded=applied.commanded_nm is not None)
         if line:
             self.get_logger().warning(line) if self.core.command_lost else self.get_logger().info(line)
         self._send(frame)
@@ -163,7 +181,10 @@ class ActuatorDriver(Node):
             line = self.health.frame(now)
             if line:
                 self.get_logger().info(line)
-            stamp = self.get_clock().now().to_msg()
+            now_ros = self.get_clock().now()
+            stamp = now_ros.to_msg()
+            with self._lock:
+                self.guard.on_angle(now_ros.nanoseconds * 1e-9, state.angle_rad)
             for pub, frame_id in ((self.pub_thigh, "thigh_strap"), (self.pub_shank, "shank_strap")):
                 w = WrenchStamped()
                 w.header.stamp, w.header.frame_id = stamp, frame_id
@@ -178,7 +199,9 @@ class ActuatorDriver(Node):
     def _publish_diagnostics(self) -> None:
         h = self.health
         values = {"frames": str(h.frames), "published": str(self.published), "silences": str(h.silences),
-                  "command_timeouts": str(self.core.timeouts), "rejected_commands": str(self.core.rejected_commands),
+                  "command_timeouts": str(self.core.timeouts), "accepted_commands": str(self.guard.accepted),
+                  "refused_commands": str(self.guard.refused_total()),
+                  **{f"refused_commands.{k}": str(v) for k, v in self.guard.refused.items()},
                   "sent_torque_nm": f"{self.core.sent_torque_nm:.3f}", "send_errors": str(self.send_errors),
                   **{f"rejected_replies.{k}": str(v) for k, v in self.core.rejected_replies.items()}}
         level = DiagnosticStatus.OK if h.frames and not h.silent else DiagnosticStatus.ERROR

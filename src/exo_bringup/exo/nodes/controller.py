@@ -5,7 +5,9 @@ A thin rclpy shell around the controllers of :mod:`exo.control` ("pid",
 from the sensor topics, builds the observation with the very function the
 gymnasium env uses (:func:`exo.envs.observation.build_observation`), asks the
 controller for a torque (N m) and publishes it on ``torque_request`` stamped
-with the sensor sample's stamp, ``source`` = the controller's name.
+with the sensor sample's stamp, ``source`` = the controller's name, numbered and
+signed with the run's request key (the safety monitor accepts nothing else:
+:mod:`exo.ros.trust`).
 
 Inputs are synchronised per control step: the step of ``joint_states`` stamp
 t_k is computed once the other observed streams (IMUs, strap torque) have a
@@ -33,10 +35,11 @@ from sensor_msgs.msg import Imu, JointState
 from exo import contract
 from exo.control import CONTROLLERS, make_controller
 from exo.envs.observation import build_observation, is_finite_observation
-from exo.ros import convert
+from exo.ros import convert, trust
 from exo.ros.node_main import run
 from exo.ros.parameters import Param, ParameterError, declare_all
 from exo.ros.qos import qos_profile
+from exo.security import REQUEST_PURPOSE, MessageSigner
 from exo_msgs.msg import IntentEstimate, TorqueCommand
 
 PARAMS = [
@@ -48,6 +51,7 @@ PARAMS = [
           "'latest': use the latest of each (hardware).", choices=("exact", "latest")),
     Param("sync_timeout_s", 0.005, "Wall seconds to wait for the other streams of a step, s.", 0.0, 1.0),
     Param("use_intent", False, "Fill the observation's intent slot from the intent topic."),
+    trust.secret_param("request_key_file"),
 ]
 
 
@@ -97,7 +101,7 @@ class ControllerNode(Node):
         self.pending_since = 0.0
         self.t0: float | None = None
         self.last_action = 0.0
-        self.seq = 0
+        self.signer = MessageSigner(trust.load_key(self.p, "request_key_file"), REQUEST_PURPOSE)
         self.last_request: TorqueCommand | None = None  # the newest request, answered again if its sample is
         self.last_stamp_ns = -1  # stamp of that sample, integer ns
         self.rejected_observations = 0
@@ -178,13 +182,13 @@ class ControllerNode(Node):
         torque = float(self.controller.act(self.obs))
         if math.isfinite(torque):
             self.last_action = max(-1.0, min(1.0, torque / 100.0))
-        self.seq += 1
         # a non-finite torque is still published: the safety monitor rejects and counts it
         # the request carries the sample's exact stamp (the safety monitor matches it to the step)
         header = convert.header(0.0, contract.KNEE_JOINT)
         header.stamp = joint.header.stamp
         self.last_request = TorqueCommand(header=header, joint=contract.KNEE_JOINT,
-                                          torque=torque, source=self.controller.name, seq=self.seq)
+                                          torque=torque, source=self.controller.name)
+        trust.sign_message(self.signer, self.last_request)
         self.last_stamp_ns = stamp_ns
         self.pub.publish(self.last_request)
 

@@ -3,12 +3,21 @@
 A thin rclpy shell around :class:`exo.safety.SafetyMonitor` (the pure core,
 where every decision is made). This node only moves data:
 
-- sensor topics (``joint_states``, ``interaction/*``, ``imu/*``) -> ``on_sensor``,
-- ``torque_request`` -> ``on_request``,
-- one ``update(t)`` per control step -> ``torque_command`` (and its
-  ``Float64MultiArray`` twin for ros2_control), ``safety/status`` on every
-  transition and at ``status_rate_hz``, ``/diagnostics``,
-- ``safety/estop`` and ``safety/reset`` (std_srvs/Trigger) -> ``estop``/``reset``.
+- sensor topics (``joint_states``, ``interaction/*``, ``imu/*``) -> ``on_sensor``; the number of
+  publishers on each (a second one is spoofing or a misconfigured graph) -> ``on_sensor_publishers``,
+- ``torque_request`` -> ``on_request``, **only if authentic**: signed with the run's request key,
+  which only the controller holds, with a sequence number newer than the last (:mod:`exo.ros.trust`).
+  Anything else is a security event (counted, on ``safety/status``, ``/diagnostics`` and
+  ``safety/events``) and never reaches the core. Requests are read with a deep queue
+  (``reader_depth`` of the contract), so that a flood of foreign messages cannot push the
+  controller's out before they are checked,
+- one ``update(t)`` per control step -> ``torque_command`` (numbered and signed with the run's
+  command key, which only this node and the actuator side hold; and its ``Float64MultiArray``
+  twin for ros2_control), ``safety/status`` on every transition and at ``status_rate_hz``,
+  ``safety/events`` (every e-stop, reset and security event), ``/diagnostics``,
+- ``safety/estop`` (std_srvs/Trigger, open to all: stopping is always safe) -> ``estop``;
+  resetting is local only: ``exo reset`` over a Unix socket in the run's private folder with the
+  run's reset token, or a reset button (``reset_button_path``) on hardware (:mod:`exo.security.reset`).
 
 **Start-up.** Until the controller's first request (at most ``startup_grace_s``
 of wall time from the first joint_states sample: the samples the controller answers; on
@@ -53,14 +62,18 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from exo import contract
-from exo.ros import convert
+from exo.ros import convert, trust
 from exo.ros.node_main import run
 from exo.ros.parameters import Param, ParameterError, declare_all
 from exo.ros.qos import qos_profile
 from exo.ros.types import interface_class
 from exo.safety import SafetyConfigError, SafetyLimits, SafetyMonitor, SafetyState
 from exo.safety.limits import INTERACTION_PREFIX, JOINT_STATES, source_name
-from exo_msgs.msg import SafetyStatus, TorqueCommand
+from exo.safety.monitor import IMU_PREFIX
+from exo.security import COMMAND_PURPOSE, REQUEST_PURPOSE, MessageSigner, MessageVerifier, Verdict
+from exo.security.keys import SecretError
+from exo.security.reset import LocalResetServer, ResetButton
+from exo_msgs.msg import SafetyEvent, SafetyStatus, TorqueCommand
 
 #: Parameters of the ROS shell itself (config/safety_monitor.yaml); the limits are in config/safety.yaml.
 NODE_PARAMS = [
@@ -76,8 +89,20 @@ NODE_PARAMS = [
           0.0005, 60.0),
     Param("stall_grace_s", 0.1, "Wall seconds without any sensor sample before sensor time is extrapolated by "
           "wall time (so that per-source timeouts fire when the whole stream stops), s.", 0.001, 10.0),
-    Param("stall_grace_sim_s", 3.0, "As stall_grace_s under use_sim_time: longer than the sim bridge's "
-          "lockstep_timeout_s, during which a lockstep sensor stream waits for a command, s.", 0.001, 60.0),
+    Param("stall_grace_sim_s", 3.0, "As stall_grace_s under use_sim_time with a paced source (paced_source): "
+          "longer than the sim bridge's lockstep_timeout_s, during which a lockstep sensor stream waits for a "
+          "command, s.", 0.001, 60.0),
+    Param("paced_source", True, "The sensor source waits for each command (a lockstep sim bridge or bag player): "
+          "under use_sim_time its pauses are allowed stall_grace_sim_s. False (a real-time sim, hardware): a "
+          "source silent for stall_grace_s of wall time is dead."),
+    Param("publisher_check_period_s", 0.2, "Wall seconds between counts of the publishers on each watched "
+          "sensor topic (a second one is a sensor conflict), s.", 0.01, 10.0),
+    Param("reset_button_path", "", "Hardware: file of the reset button's GPIO line (reads 1 while pressed); when "
+          "set, the button is the only way to reset a latched stop. Empty: exo reset with the run's token."),
+    Param("reset_poll_period_s", 0.05, "Wall seconds between polls of the reset input, s.", 0.005, 1.0),
+    trust.secret_param("command_key_file"),
+    trust.secret_param("request_key_file"),
+    trust.secret_param("reset_token_file"),
     Param("startup_grace_s", 5.0, "Wall seconds after the first joint_states sample during which, until the controller's first "
           "request, sensor samples get no command (the actuator stays at zero torque) instead of the "
           "fallback: the graph's processes come up in any order, s.", 0.0, 600.0),
@@ -95,9 +120,11 @@ WATCHED = {source_name(t): t for t in (contract.JOINT_STATES, contract.INTERACTI
                                         contract.INTERACTION_SHANK, contract.IMU_THIGH, contract.IMU_SHANK)}
 
 
-def _ns(stamp) -> int:
-    """A builtin_interfaces/Time as integer nanoseconds (exact, for matching stamps)."""
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
+_ns = convert.stamp_ns
+
+#: Event kinds of the core -> exo_msgs/SafetyEvent constants.
+EVENT_KINDS = {"ESTOP": SafetyEvent.KIND_ESTOP, "RESET": SafetyEvent.KIND_RESET,
+               "RESET_REFUSED": SafetyEvent.KIND_RESET_REFUSED, "SECURITY": SafetyEvent.KIND_SECURITY}
 
 
 def _limit_params() -> list[Param]:
@@ -124,6 +151,17 @@ class SafetyMonitorNode(Node):
         except SafetyConfigError as exc:
             raise ParameterError(str(exc)) from None
         self.core = SafetyMonitor(self.limits)
+        self.request_verifier = MessageVerifier(trust.load_key(self.p, "request_key_file"), REQUEST_PURPOSE)
+        self.command_signer = MessageSigner(trust.load_key(self.p, "command_key_file"), COMMAND_PURPOSE)
+        self.reset_button = ResetButton(self.p["reset_button_path"]) if self.p["reset_button_path"] else None
+        self.reset_server = None
+        if self.reset_button is None:
+            if not self.p["reset_token_file"]:
+                trust.load_key(self.p, "reset_token_file")  # raises: names the missing parameter
+            try:
+                self.reset_server = LocalResetServer(self.p["reset_token_file"])
+            except (SecretError, OSError) as exc:
+                raise ParameterError(f"parameter 'reset_token_file': {exc}") from None
 
         self.pub_command = self.create_publisher(TorqueCommand, contract.TORQUE_COMMAND.name,
                                                  qos_profile(contract.TORQUE_COMMAND))
@@ -133,15 +171,18 @@ class SafetyMonitorNode(Node):
                                                 qos_profile(contract.SAFETY_STATUS))
         self.pub_diag = self.create_publisher(DiagnosticArray, contract.DIAGNOSTICS_TOPIC.name,
                                               qos_profile(contract.DIAGNOSTICS_TOPIC))
+        self.pub_events = self.create_publisher(SafetyEvent, contract.SAFETY_EVENTS.name,
+                                                qos_profile(contract.SAFETY_EVENTS))
+        self.watched_topics: dict[str, str] = {}  # source -> topic name, for the publisher count
         for source, topic in WATCHED.items():
             if source not in self.limits.sensor_timeouts_s:
                 continue
             msg_type = interface_class(topic.msg_type)
-            self.create_subscription(msg_type, topic.name, self._sensor_callback(source), qos_profile(topic))
+            sub = self.create_subscription(msg_type, topic.name, self._sensor_callback(source), qos_profile(topic))
+            self.watched_topics[source] = sub.topic_name
         self.create_subscription(TorqueCommand, contract.TORQUE_REQUEST.name, self._on_request,
-                                 qos_profile(contract.TORQUE_REQUEST))
+                                 qos_profile(contract.TORQUE_REQUEST, reader=True))
         self.create_service(Trigger, contract.ESTOP_SERVICE, self._on_estop)
-        self.create_service(Trigger, contract.SAFETY_RESET_SERVICE, self._on_reset)
 
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.pending_t: float | None = None  # joint_states stamp awaiting its decision
@@ -163,12 +204,14 @@ class SafetyMonitorNode(Node):
         sim = self.get_parameter("use_sim_time").value
         self.request_deadline_s = self.p["request_deadline_sim_s" if sim else "request_deadline_s"]
         # ... and a lockstep sensor source legitimately pauses while it waits for a command
-        self.stall_grace_s = self.p["stall_grace_sim_s" if sim else "stall_grace_s"]
+        self.stall_grace_s = self.p["stall_grace_sim_s" if sim and self.p["paced_source"] else "stall_grace_s"]
         self.step_sources = [s for s in WATCHED if s in self.limits.sensor_timeouts_s]
         self.sync_sensors = self.p["step_sync"] == "always" or (self.p["step_sync"] == "sim_time" and sim)
         period = self.limits.control_period_s
         self.create_timer(min(period, self.p["request_deadline_s"]) / 2, self._watch, clock=self.steady)
         self.create_timer(1.0 / self.p["diagnostics_rate_hz"], self._publish_diagnostics, clock=self.steady)
+        self.create_timer(self.p["publisher_check_period_s"], self._count_publishers, clock=self.steady)
+        self.create_timer(self.p["reset_poll_period_s"], self._poll_reset, clock=self.steady)
         self.get_logger().info(
             f"cap {self.limits.torque_cap_nm:g} N m, slew {self.limits.max_slew_rate_nm_per_s:g} N m/s, "
             f"fallback {self.limits.fallback_kind}, watching {', '.join(self.limits.sensor_timeouts_s)}"
@@ -226,15 +269,18 @@ class SafetyMonitorNode(Node):
             self._on_sample(t, self.core.on_sensor(source, t, interaction_torque_nm=msg.wrench.torque.y))
             self._decide_pending_if_complete()
 
-        def on_liveness(msg: Imu) -> None:
+        def on_imu(msg: Imu) -> None:
             t = convert.from_time_msg(msg.header.stamp)
             self._arrived(source, msg.header.stamp)
-            self._on_sample(t, self.core.on_sensor(source, t))
+            self._on_sample(t, self.core.on_sensor(source, t, pitch_rad=convert.imu_pitch(msg)))
             self._decide_pending_if_complete()
 
         if source == JOINT_STATES:
             return on_joint
-        return on_interaction if source.startswith(INTERACTION_PREFIX) else on_liveness
+        if source.startswith(INTERACTION_PREFIX):
+            return on_interaction
+        assert source.startswith(IMU_PREFIX), source
+        return on_imu
 
     def _arrived(self, source: str, stamp) -> int:
         """Note that a sample of ``source`` stamped ``stamp`` arrived; its stamp in integer ns."""
@@ -258,6 +304,16 @@ class SafetyMonitorNode(Node):
             self.last_sample_wall = time.monotonic()
 
     def _on_request(self, msg: TorqueCommand) -> None:
+        verdict = trust.check_message(self.request_verifier, msg)
+        if verdict not in (Verdict.OK, Verdict.DUPLICATE):
+            # not the controller's: never reaches the core, never counts as the step's answer
+            self.core.security_event(contract.TORQUE_REQUEST.name, f"{verdict.value} request (source "
+                                     f"{msg.source[:32]!r}, seq {msg.seq})")
+            self.get_logger().warning(f"security: {verdict.value} torque_request refused (source {msg.source[:32]!r}; "
+                                      f"{self.core.security_events} security event(s) so far)",
+                                      throttle_duration_sec=1.0)
+            self._publish_events()
+            return
         t = convert.from_time_msg(msg.header.stamp)
         self.last_answer_t = t if self.last_answer_t is None else max(self.last_answer_t, t)
         self.last_answer_ns = _ns(msg.header.stamp)
@@ -294,7 +350,8 @@ class SafetyMonitorNode(Node):
         self.last_decided_t = t
         cmd = TorqueCommand(header=header, joint=contract.KNEE_JOINT,
                             torque=decision.torque_nm, source=decision.source,
-                            seq=decision.seq if decision.seq is not None else 0)
+                            request_seq=decision.seq if decision.seq is not None else 0)
+        trust.sign_message(self.command_signer, cmd)
         self.pub_command.publish(cmd)
         self.pub_array.publish(Float64MultiArray(data=[decision.torque_nm]))
         if decision.transition:
@@ -306,6 +363,7 @@ class SafetyMonitorNode(Node):
             self._publish_status()
         elif time.monotonic() - self.last_status_wall >= 1.0 / self.p["status_rate_hz"]:
             self._publish_status()
+        self._publish_events()
 
     def _waiting_for_controller(self) -> bool:
         """Start-up: no request ever, and the controller still has time to come up (wall clock)."""
@@ -331,11 +389,14 @@ class SafetyMonitorNode(Node):
 
     # --- services ------------------------------------------------------------------
     def _on_estop(self, request, response):
-        self.core.estop("e-stop service called")
+        self.core.estop("e-stop service called", origin=contract.ESTOP_SERVICE)
         self.get_logger().error("E-STOP latched by service call")
         if self.last_decided_t is not None:
             self._decide(self.last_decided_t + self.limits.control_period_s)
-        response.success, response.message = True, "e-stop latched; call safety/reset to clear"
+        self._publish_events()
+        response.success = True
+        response.message = ("e-stop latched; reset with the reset button" if self.reset_button is not None
+                            else "e-stop latched; reset locally with: exo reset")
         return response
 
     def _sensor_time_now(self) -> float | None:
@@ -345,14 +406,36 @@ class SafetyMonitorNode(Node):
         stalled_s = time.monotonic() - self.last_sample_wall
         return self.last_sample_t + (stalled_s if stalled_s > self.stall_grace_s else 0.0)
 
-    def _on_reset(self, request, response):
-        ok, message = self.core.reset(self._sensor_time_now())
+    def _reset(self, origin: str) -> tuple[bool, str]:
+        ok, message = self.core.reset(self._sensor_time_now(), origin=origin)
         if ok:
-            self.get_logger().info(message)
+            self.get_logger().info(f"{message} ({origin})")
         else:
-            self.get_logger().warning(message)
-        response.success, response.message = ok, message
-        return response
+            self.get_logger().warning(f"{message} ({origin})")
+        self._publish_events()
+        self._publish_status()
+        return ok, message
+
+    def _poll_reset(self) -> None:
+        """The local reset inputs: the reset button (hardware) or ``exo reset`` on the run's socket."""
+        if self.reset_button is not None:
+            if self.reset_button.poll():
+                self._reset("reset button")
+            return
+        for request, client in self.reset_server.poll():
+            if request.authorised:
+                ok, message = self._reset(f"exo reset by {request.operator or 'operator'}")
+            else:
+                self.core.security_event("local reset", f"refused: {request.why}")
+                ok, message = False, f"reset refused: {request.why}"
+                self.get_logger().warning(message)
+                self._publish_events()
+            self.reset_server.reply(client, ok, message)
+
+    def _count_publishers(self) -> None:
+        """Publishers per watched sensor topic (a second one is a sensor conflict the core acts on)."""
+        for source, topic in self.watched_topics.items():
+            self.core.on_sensor_publishers(source, self.count_publishers(topic))
 
     # --- reporting -------------------------------------------------------------------
     def _publish_status(self) -> None:
@@ -362,9 +445,20 @@ class SafetyMonitorNode(Node):
                            requested_torque=st.requested_torque_nm if st.requested_torque_nm is not None
                            else float("nan"),
                            commanded_torque=st.commanded_torque_nm, rejected_requests=st.rejected_requests,
-                           invalid_sensor_samples=st.invalid_sensor_samples, transitions=st.transitions)
+                           invalid_sensor_samples=st.invalid_sensor_samples, transitions=st.transitions,
+                           security_events=st.security_events, last_security_event=st.last_security_event)
         self.pub_status.publish(msg)
         self.last_status_wall = time.monotonic()
+
+    def _publish_events(self) -> None:
+        """The core's new event-log entries -> safety/events (recorded in bags)."""
+        for event in self.core.drain_events():
+            msg = SafetyEvent(header=convert.header(event.t if event.t is not None else 0.0, ""),
+                              kind=EVENT_KINDS[event.kind], kind_name=event.kind, detail=event.detail,
+                              origin=event.origin, count=event.count)
+            self.pub_events.publish(msg)
+            if event.kind != "SECURITY" or event.count <= 1:
+                self.get_logger().warning(f"event {event.kind} ({event.origin}): {event.detail}")
 
     def _publish_diagnostics(self) -> None:
         st = self.core.status()
@@ -380,9 +474,12 @@ class SafetyMonitorNode(Node):
         try:
             cmd = TorqueCommand(header=convert.header(self.last_decided_t or 0.0, contract.KNEE_JOINT),
                                 joint=contract.KNEE_JOINT, torque=0.0, source="safe_stop")
+            trust.sign_message(self.command_signer, cmd)
             self.pub_command.publish(cmd)
         except Exception:  # noqa: BLE001 - the context may already be shut down
             pass
+        if self.reset_server is not None:
+            self.reset_server.close()
 
 
 def main(args: list[str] | None = None) -> None:

@@ -14,13 +14,20 @@ Timing modes:
   to k+1 only when the ``torque_command`` stamped with step k's time arrives: as
   fast as the graph can go, deterministic for a seed. Time does not stop for a
   missing command, though: after ``lockstep_timeout_s`` of wall time the bridge
-  advances anyway and its actuator model applies what a real actuator driver
-  would (the last command while younger than ``command_timeout_s``, else zero),
+  advances anyway and its actuator applies what a real actuator driver
+  would (the last command while younger than ``guard.max_command_age_s``, else zero),
   so the safety monitor's watchdog, which runs on sim time, sees the fault. Step 0 is held
   until the ``joint_states`` subscribers (and, with ``await_recorder``, the recorder) have
   matched (:class:`exo.ros.start_gate.StartGate`).
 - **real time**: a steady-clock timer steps the twin at the control rate scaled
-  by ``realtime_factor``, applying the latest command through the same actuator model.
+  by ``realtime_factor``, applying the latest command through the same actuator guard.
+
+**The actuator.** Torque reaches the twin's exo motor only through
+:class:`exo.safety.actuator_guard.ActuatorGuard`, the same core as the hardware actuator driver's:
+only the safety monitor's authenticated commands (the run's command key), in sequence, not from the
+future and not late, limited again by the guard's own copy of the user cap, slew rate and hard range
+of motion (``config/actuator_guard.yaml``); anything else is refused, counted and logged, and changes
+nothing (not even the lockstep pacing).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from std_srvs.srv import Trigger
 
 from exo import contract
-from exo.ros import convert, start_gate
+from exo.ros import convert, start_gate, trust
 from exo.ros.node_main import run
 from exo.ros.parameters import Param, declare_all
 from exo.ros.qos import qos_profile
@@ -50,8 +57,8 @@ PARAMS = [
           "anyway with the actuator model's torque, s.", 0.001, 30.0),
     *start_gate.PARAMS,
     Param("realtime_factor", 1.0, "Real-time mode: simulated seconds per wall second.", 0.01, 100.0),
-    Param("command_timeout_s", 0.03, "Actuator model: a torque_command older than this (sim time) is "
-          "replaced by zero torque, as the actuator driver does, s.", 0.0, 10.0),
+    trust.secret_param("command_key_file"),
+    *trust.guard_params(),
     Param("initial_knee_angle_rad", 1.544, "Knee flexion at the start of a trial, rad.", 0.0, 2.0),
     Param("target_knee_angle_rad", 0.2, "Target knee flexion of the extension task, rad (reported in sim/truth).",
           0.0, 2.0),
@@ -69,26 +76,6 @@ PARAMS = [
 ]
 
 
-class ActuatorModel:
-    """What the exo motor applies: the newest command while it is fresh, else zero torque.
-
-    Args:
-        timeout_s: maximum age of a command (sim time), s.
-    """
-
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self.torque_nm = 0.0
-        self.stamp_s = -float("inf")
-
-    def command(self, stamp_s: float, torque_nm: float) -> None:
-        if stamp_s >= self.stamp_s:
-            self.stamp_s, self.torque_nm = stamp_s, torque_nm
-
-    def torque_at(self, t_s: float) -> float:
-        return self.torque_nm if t_s - self.stamp_s <= self.timeout_s + 1e-9 else 0.0
-
-
 class SimBridge(Node):
     def __init__(self) -> None:
         super().__init__("sim_bridge")
@@ -97,7 +84,7 @@ class SimBridge(Node):
         self.p = declare_all(self, PARAMS)
         self.twin = make_twin(self.p["twin"])
         self.trial = 0
-        self.actuator = ActuatorModel(self.p["command_timeout_s"])
+        self.guard = trust.make_guard(self.p, contract.KNEE_JOINT)
         self.lockstep_timeouts = 0
 
         def pub(topic: contract.Topic):
@@ -112,7 +99,7 @@ class SimBridge(Node):
         self.pub_truth = pub(contract.SIM_TRUTH) if self.p["publish_truth"] else None
         self.pub_emg = pub(contract.EMG) if self.p["emg.enabled"] else None
         self.create_subscription(TorqueCommand, contract.TORQUE_COMMAND.name, self._on_command,
-                                 qos_profile(contract.TORQUE_COMMAND))
+                                 qos_profile(contract.TORQUE_COMMAND, reader=True))
         self.create_service(Trigger, contract.SIM_RESET_SERVICE, self._on_reset)
 
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -184,7 +171,8 @@ class SimBridge(Node):
 
     # --- stepping --------------------------------------------------------
     def _step(self) -> None:
-        torque = self.actuator.torque_at(self.sim_time_s)
+        self.guard.on_angle(self.sim_time_s, self.state.measurements.exo_knee_angle_rad)
+        torque = self.guard.apply(self.sim_time_s).torque_nm
         if self.user is not None:
             drive = self.user.step(self.twin.control_timestep_s, self.state.measurements.exo_knee_angle_rad)
             self.twin.set_voluntary_drive(drive.flexor, drive.extensor)
@@ -200,8 +188,13 @@ class SimBridge(Node):
         self._publish()
 
     def _on_command(self, msg: TorqueCommand) -> None:
+        refused = trust.apply_command(self.guard, self.sim_time_s, msg)
+        if refused is not None:
+            self.get_logger().warning(
+                f"torque_command refused ({refused}; {self.guard.refused_total()} so far): {self.guard.last_refusal}",
+                throttle_duration_sec=1.0)
+            return
         stamp = convert.from_time_msg(msg.header.stamp)
-        self.actuator.command(stamp, msg.torque)
         if self.p["lockstep"] and abs(stamp - self.sim_time_s) < 1e-6:
             if not self.started:
                 self.gate.answered()

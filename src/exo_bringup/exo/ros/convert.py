@@ -43,6 +43,11 @@ def from_time_msg(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def stamp_ns(stamp: Time) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds (exact: for matching and signing stamps)."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
 def header(t_s: float, frame_id: str) -> Header:
     return Header(stamp=to_time_msg(t_s), frame_id=frame_id)
 

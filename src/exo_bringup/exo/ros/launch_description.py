@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from exo.graph import active_nodes, arguments_for, resolve_arguments
 from exo.paths import share_dir
+from exo.security.keys import RunSecrets
 
 
 def graph_launch_description(mode: str):
@@ -21,9 +22,12 @@ def graph_launch_description(mode: str):
 
     Arguments are validated by the same code as ``exo sim`` (a bad ``level:=7``
     stops the launch with a message naming the argument). A required node that
-    exits shuts the whole launch down, like the pip runner does.
+    exits shuts the whole launch down, like the pip runner does. Like the runner,
+    the launch creates the run's secrets (:class:`exo.security.keys.RunSecrets`)
+    and hands each node only its own; they are deleted when the launch shuts down.
     """
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
+    from launch.event_handlers import OnShutdown
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
@@ -35,13 +39,15 @@ def graph_launch_description(mode: str):
         values = {name: LaunchConfiguration(name).perform(context) for name in declared}
         args = resolve_arguments(mode, values)
         config_dir = share_dir() / "config"
-        actions = []
+        secrets = RunSecrets.create(str(args["namespace"]))
+        actions: list = [RegisterEventHandler(OnShutdown(on_shutdown=lambda event, ctx: secrets.remove()))]
         for spec in active_nodes(mode, args):
             parameters: list = [str(config_dir / f) for f in spec.param_files]
             if args["params_file"]:
                 parameters.append(str(args["params_file"]))
             overrides = {param: args[arg] for param, arg in spec.arg_params.items()}
             overrides["use_sim_time"] = args["use_sim_time"]
+            overrides.update(secrets.parameters(spec.secrets))
             parameters.append(overrides)
             actions.append(
                 Node(

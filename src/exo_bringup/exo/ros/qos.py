@@ -8,13 +8,17 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from exo.contract import Durability, QosSpec, Reliability, Topic
 
 
-def qos_profile(spec: QosSpec | Topic) -> QoSProfile:
-    """The rclpy ``QoSProfile`` of a contract QoS spec (or of a topic's spec)."""
+def qos_profile(spec: QosSpec | Topic, reader: bool = False) -> QoSProfile:
+    """The rclpy ``QoSProfile`` of a contract QoS spec (or of a topic's spec).
+
+    ``reader=True``: the profile of a subscriber that must see every message (its queue is
+    ``reader_depth`` deep, see :class:`exo.contract.QosSpec`).
+    """
     if isinstance(spec, Topic):
         spec = spec.qos
     profile = QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
-        depth=spec.depth,
+        depth=spec.reader_depth if reader and spec.reader_depth else spec.depth,
         reliability=(
             ReliabilityPolicy.RELIABLE if spec.reliability is Reliability.RELIABLE else ReliabilityPolicy.BEST_EFFORT
         ),

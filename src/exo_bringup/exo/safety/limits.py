@@ -123,6 +123,22 @@ class SafetyLimits:
     latch_safe_stop: bool = _param(
         True, "-", "Once every source has reported, a SAFE_STOP caused by a stale source stays latched until "
         "reset() (false: it clears by itself when the data returns).")
+    # -- sensor plausibility across sources ----------------------------------------
+    imu_knee_tolerance_rad: float = _param(
+        0.3, "rad", "Largest disagreement between the knee angle of joint_states and the one the IMUs imply "
+        "(thigh pitch - shank pitch + imu_knee_offset_rad) while all three are fresh; beyond it for "
+        "imu_knee_disagreement_s it is a sensor conflict. 0 = no cross-check.")
+    imu_knee_offset_rad: float = _param(
+        0.0, "rad", "Knee angle when the two IMUs' pitches are equal (their mounting offset on the cuffs).")
+    imu_knee_disagreement_s: float = _param(
+        0.03, "s", "How long the IMU/joint_states disagreement must last to count (a few samples: the streams "
+        "are sampled at different instants).")
+    max_sensor_publishers: int = _param(
+        1, "publishers", "More publishers than this on a watched sensor topic (a spoofed or second source) is a "
+        "sensor conflict.")
+    sensor_conflict_safe_stop_s: float = _param(
+        0.5, "s", "A sensor conflict (IMU disagreement, a second sensor publisher) hands the knee to the fallback "
+        "at once; if it lasts this long, a latched SAFE_STOP.")
     # -- fallback controller --------------------------------------------------------
     fallback_kind: str = _param(
         "pid", "-", "Fallback controller: 'pid' (compliant hold of the angle at entry) or 'zero' "
@@ -305,7 +321,8 @@ class SafetyLimits:
             need(getattr(self, key) > 0, key, "must be > 0")
         for key in ("soft_zone_width_rad", "fallback_kp_nm_per_rad", "fallback_ki_nm_per_rad_s",
                     "fallback_kd_nm_s_per_rad", "fallback_min_duration_s", "safe_stop_damping_nm_s_per_rad",
-                    "safe_stop_torque_cap_nm", "stamp_jitter_tolerance_s"):
+                    "safe_stop_torque_cap_nm", "stamp_jitter_tolerance_s", "imu_knee_tolerance_rad",
+                    "imu_knee_disagreement_s", "sensor_conflict_safe_stop_s"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         need(self.stamp_jitter_tolerance_s < self.control_period_s, "stamp_jitter_tolerance_s",
              f"must be < control_period_s ({self.control_period_s} s)")
@@ -327,6 +344,7 @@ class SafetyLimits:
         need(self.plausible_torque_max_nm >= max(self.actuator_torque_limit_nm, self.max_interaction_torque_nm),
              "plausible_torque_max_nm", "must be >= actuator_torque_limit_nm and >= max_interaction_torque_nm")
         need(self.request_timeout_periods >= 1, "request_timeout_periods", "must be >= 1")
+        need(self.max_sensor_publishers >= 1, "max_sensor_publishers", "must be >= 1")
         need(self.transition_log_size >= 1, "transition_log_size", "must be >= 1")
         need(self.fallback_kind in FALLBACK_KINDS, "fallback_kind", f"must be one of {', '.join(FALLBACK_KINDS)}")
         timeouts = self.sensor_timeouts_s

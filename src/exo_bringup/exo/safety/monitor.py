@@ -23,7 +23,17 @@ Where is X decided? In :meth:`SafetyMonitor.update`, in the order of the archite
    no valid sample within its timeout -> SAFE_STOP (latched until reset() once every source has
    reported, if ``latch_safe_stop``).
 5. **E-stop.** :meth:`~SafetyMonitor.estop` latches ESTOP until :meth:`~SafetyMonitor.reset`, whatever the
-   inputs. reset() is refused while a sensor source is stale.
+   inputs. reset() is refused while a sensor source is stale or the sensors conflict.
+6. **Sensor plausibility across sources** (a *sensor conflict*): more than ``max_sensor_publishers``
+   publishers on a watched sensor topic (:meth:`~SafetyMonitor.on_sensor_publishers`), or the knee angle
+   of ``joint_states`` disagreeing with the one the IMUs imply (thigh pitch - shank pitch) by more than
+   ``imu_knee_tolerance_rad`` for ``imu_knee_disagreement_s``. A conflict hands the knee to the fallback
+   at once; lasting ``sensor_conflict_safe_stop_s``, it latches SAFE_STOP. Either is a security event.
+
+**Events.** Every e-stop, reset (accepted or refused) and security event (a request that was not the
+controller's, reported by the node through :meth:`~SafetyMonitor.security_event`; a sensor conflict) is
+an :class:`EventRecord` in the event log (:meth:`~SafetyMonitor.drain_events` hands the new ones to the
+node, which publishes them on ``safety/events``). Counters and logs are never cleared, not even by a reset.
 
 State precedence: ESTOP > FAULT > SAFE_STOP > FALLBACK > LIMITING > OK (numbering of
 exo_msgs/SafetyStatus). Every state change is logged with its time and reason.
@@ -57,7 +67,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from exo.safety.limits import INTERACTION_PREFIX, JOINT_STATES, SafetyLimits
+from exo import contract
+from exo.safety.limits import INTERACTION_PREFIX, JOINT_STATES, SafetyLimits, source_name
 
 if TYPE_CHECKING:
     from exo.twin.interface import Measurements
@@ -73,6 +84,15 @@ FALLBACK_HOLD = "fallback_hold"
 SENSOR_TIMEOUT = "sensor_timeout"
 ESTOP = "estop"
 MONITOR_FAULT = "monitor_fault"
+SENSOR_CONFLICT = "sensor_conflict"
+
+# Kinds of EventRecord (names of the KIND_* constants of exo_msgs/SafetyEvent).
+EVENT_ESTOP = "ESTOP"
+EVENT_RESET = "RESET"
+EVENT_RESET_REFUSED = "RESET_REFUSED"
+EVENT_SECURITY = "SECURITY"
+#: A repeated security event (same origin and kind) is logged at most once per this many seconds, with its count.
+SECURITY_REPORT_INTERVAL_S = 1.0
 
 # Labels of who produced the commanded torque (TorqueCommand.source on torque_command),
 # besides the controller's own label that passes through.
@@ -80,6 +100,9 @@ SOURCE_SAFE_STOP = "safe_stop"
 SOURCE_ESTOP = "estop"
 
 _EPS_S = 1e-9  # tolerance on time comparisons (periods are not exact in binary floating point)
+IMU_PREFIX = "imu"
+IMU_THIGH = source_name(contract.IMU_THIGH)
+IMU_SHANK = source_name(contract.IMU_SHANK)
 
 
 class SafetyState(IntEnum):
@@ -143,6 +166,27 @@ class SafetyStatus:
     estop_latched: bool
     fault_latched: bool
     safe_stop_latched: bool
+    security_events: int = 0
+    last_security_event: str = ""
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One entry of the event log (exo_msgs/SafetyEvent).
+
+    Attributes:
+        t: the monitor's time of the event, s (None before the first update).
+        kind: ``ESTOP``, ``RESET``, ``RESET_REFUSED`` or ``SECURITY``.
+        origin: where it came from (a topic, ``estop service``, ``local reset``, ``sensor plausibility``).
+        detail: what happened.
+        count: events of this kind since start (a repeated security event reports the total).
+    """
+
+    t: float | None
+    kind: str
+    origin: str
+    detail: str
+    count: int
 
 
 class Transition(NamedTuple):
@@ -175,9 +219,9 @@ def _finite(x: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _between_zero_and(u: float, reference: float) -> bool:
-    """True if ``u`` lies between 0 and ``reference`` (inclusive): torque only removed."""
-    return min(0.0, reference) <= u <= max(0.0, reference)
+def _wrap_rad(x: float) -> float:
+    """An angle difference wrapped into (-pi, pi], rad."""
+    return x - 2.0 * math.pi * math.floor((x + math.pi) / (2.0 * math.pi))
 
 
 class _CompliantHold:
@@ -238,12 +282,24 @@ class SafetyMonitor:
         self._reset_note = ""
         self._last = SafetyDecision(0.0, 0.0, SOURCE_SAFE_STOP, SafetyState.SAFE_STOP, (SENSOR_TIMEOUT,),
                                     "waiting for the first update", False, None, None)
-        # counters (since start or the last successful reset)
+        # sensor plausibility across sources
+        self._imu_pitch_rad: dict[str, float] = {}  # imu source -> latest pitch, rad
+        self._publishers: dict[str, int] = {}  # sensor source -> publishers seen on its topic
+        self._imu_disagree_since: float | None = None
+        self._conflict_since: float | None = None
+        # counters since start (never cleared) and the event log
         self._rejected_requests = 0
         self._invalid_sensor_samples = 0
         self._transitions = 0
         self._last_rejected_request = ""
         self._last_invalid_sample = ""
+        self._security_events = 0
+        self._last_security_event = ""
+        self._event_counts: dict[str, int] = {}
+        self._events: deque[EventRecord] = deque(maxlen=self._limits.transition_log_size)
+        self._new_events: list[EventRecord] = []
+        self._security_reported: dict[tuple[str, str], float] = {}  # (origin, what) -> time of its last report
+        self._security_unreported: dict[tuple[str, str], int] = {}  # (origin, what) -> events since that report
 
     # -- read-only views -----------------------------------------------------------------------
     @property
@@ -256,18 +312,33 @@ class SafetyMonitor:
 
     @property
     def rejected_requests(self) -> int:
-        """Requests rejected by input sanity since start or the last reset."""
+        """Requests rejected by input sanity since start (a reset does not clear it)."""
         return self._rejected_requests
 
     @property
     def invalid_sensor_samples(self) -> int:
-        """Sensor samples rejected by input sanity since start or the last reset."""
+        """Sensor samples rejected by input sanity since start."""
         return self._invalid_sensor_samples
 
     @property
     def transitions(self) -> int:
-        """State transitions since start or the last reset."""
+        """State transitions since start."""
         return self._transitions
+
+    @property
+    def security_events(self) -> int:
+        """Security events since start (foreign or spoofed requests, sensor conflicts)."""
+        return self._security_events
+
+    @property
+    def event_log(self) -> tuple[EventRecord, ...]:
+        """The latest ``transition_log_size`` events (e-stops, resets, security), oldest first."""
+        return tuple(self._events)
+
+    def drain_events(self) -> list[EventRecord]:
+        """The events recorded since the last call (the node publishes them on safety/events)."""
+        out, self._new_events = self._new_events, []
+        return out
 
     @property
     def transition_log(self) -> tuple[Transition, ...]:
@@ -277,18 +348,20 @@ class SafetyMonitor:
     # -- inputs ----------------------------------------------------------------------------------
     def on_sensor(self, source: str, t: float, *, knee_angle_rad: float | None = None,
                   knee_velocity_rad_s: float | None = None, motor_torque_nm: float | None = None,
-                  interaction_torque_nm: float | None = None) -> bool:
+                  interaction_torque_nm: float | None = None, pitch_rad: float | None = None) -> bool:
         """Record one sample of a watched sensor source (input sanity, step 1).
 
         ``joint_states`` must carry ``knee_angle_rad`` (rad) and ``knee_velocity_rad_s`` (rad/s) and may
         carry ``motor_torque_nm``; ``interaction*`` sources must carry ``interaction_torque_nm`` (N m);
-        other sources carry no value (liveness only). ``t`` is the time the sample was received, s.
+        ``imu*`` sources may carry their segment's sagittal ``pitch_rad`` (rad, for the knee-angle
+        cross-check); other sources carry no value (liveness only). ``t`` is the sample's time, s.
 
         Returns:
             True if accepted; False if rejected (counted in ``invalid_sensor_samples``, sample ignored).
         """
         values = {"knee_angle_rad": knee_angle_rad, "knee_velocity_rad_s": knee_velocity_rad_s,
-                  "motor_torque_nm": motor_torque_nm, "interaction_torque_nm": interaction_torque_nm}
+                  "motor_torque_nm": motor_torque_nm, "interaction_torque_nm": interaction_torque_nm,
+                  "pitch_rad": pitch_rad}
         given = {k: v for k, v in values.items() if v is not None}
         why, t_s, clean = self._check_sample(source, t, given)
         if why:
@@ -302,7 +375,44 @@ class SafetyMonitor:
             self._motor_torque_nm = clean.get("motor_torque_nm", self._motor_torque_nm)
         elif source.startswith(INTERACTION_PREFIX):
             self._interaction_nm[source] = clean["interaction_torque_nm"]
+        elif "pitch_rad" in clean:
+            self._imu_pitch_rad[source] = clean["pitch_rad"]
         return True
+
+    def on_sensor_publishers(self, source: str, count: int) -> None:
+        """How many publishers the node sees on the topic of sensor ``source`` (checked at every update)."""
+        self._publishers[source] = int(count)
+
+    def security_event(self, origin: str, what: str) -> None:
+        """Count a security event the node detected (e.g. origin ``torque_request``, what ``bad_mac``).
+
+        Every one is counted at once; the event log gets the first of each (origin, what) and then at
+        most one entry per :data:`SECURITY_REPORT_INTERVAL_S` with the number since the previous entry,
+        so that a flood cannot flood the log too.
+        """
+        self._security_events += 1
+        self._last_security_event = f"{origin}: {what}"
+        key = (origin, what)
+        self._security_unreported[key] = self._security_unreported.get(key, 0) + 1
+        self._report_security(key)
+
+    def _report_security(self, key: tuple[str, str]) -> None:
+        last = self._security_reported.get(key)
+        now = self._t
+        if last is not None and (now is None or now - last < SECURITY_REPORT_INTERVAL_S):
+            return
+        n = self._security_unreported.pop(key, 0)
+        if not n:
+            return
+        self._security_reported[key] = now if now is not None else -math.inf
+        self._event(EVENT_SECURITY, key[0], key[1] if n == 1 else f"{key[1]} x {n}", n)
+
+    def _event(self, kind: str, origin: str, detail: str, n: int = 1) -> None:
+        self._event_counts[kind] = self._event_counts.get(kind, 0) + (n if kind != EVENT_SECURITY else 0)
+        count = self._security_events if kind == EVENT_SECURITY else self._event_counts[kind]
+        record = EventRecord(self._t, kind, origin, detail, count)
+        self._events.append(record)
+        self._new_events.append(record)
 
     def on_measurements(self, m: Measurements) -> bool:
         """Feed one synchronous :class:`~exo.twin.interface.Measurements` to every watched source.
@@ -363,28 +473,38 @@ class SafetyMonitor:
         self._request = _Request(t_s, u, str(source) or "controller", int(seq))
         return True
 
-    def estop(self, reason: str = "e-stop requested") -> None:
+    def estop(self, reason: str = "e-stop requested", origin: str = "estop service") -> None:
         """Latch the emergency stop: zero torque from the next update() until a successful reset()."""
         if self._estop_reason is None:
             self._estop_reason = reason or "e-stop requested"
+        self._event(EVENT_ESTOP, origin, reason or "e-stop requested")
 
-    def reset(self, t: float | None = None) -> tuple[bool, str]:
-        """Clear latched ESTOP / FAULT / SAFE_STOP and the counters, if no fault condition holds.
+    def reset(self, t: float | None = None, origin: str = "local reset") -> tuple[bool, str]:
+        """Clear latched ESTOP / FAULT / SAFE_STOP, if no fault condition holds (counters stay).
 
-        Refused while any watched sensor source is stale at ``t`` (default: the last update time).
-        The new state is decided (and logged) at the next update(). Returns (accepted, message).
+        Refused while any watched sensor source is stale at ``t`` (default: the last update time) or the
+        sensors conflict. The new state is decided (and logged) at the next update(). Every call is an
+        event (RESET or RESET_REFUSED). Returns (accepted, message).
         """
+        ok, message = self._try_reset(t)
+        self._event(EVENT_RESET if ok else EVENT_RESET_REFUSED, origin, message)
+        return ok, message
+
+    def _try_reset(self, t: float | None) -> tuple[bool, str]:
         when = self._t if t is None else _finite(t)
         if when is None:
             return False, "reset refused: no update yet (or time not finite), sensor freshness unknown"
         stale = self._stale_sources(when)
         if stale:
             return False, "reset refused: sensor data stale: " + "; ".join(stale)
+        conflicts = self._sensor_conflicts(when)
+        if conflicts:
+            return False, "reset refused: sensor conflict: " + "; ".join(conflicts)
         cleared = [f"{name} ({why})" for name, why in (("e-stop", self._estop_reason),
                                                          ("fault", self._fault_reason),
                                                          ("safe stop", self._safe_stop_reason)) if why]
         self._estop_reason = self._fault_reason = self._safe_stop_reason = None
-        self._rejected_requests = self._invalid_sensor_samples = self._transitions = 0
+        self._conflict_since = None
         self._reset_note = f"after reset at t={when:.3f} s: "
         return True, ("reset: cleared " + ", ".join(cleared)) if cleared else "reset: nothing was latched"
 
@@ -442,8 +562,27 @@ class SafetyMonitor:
             return self._safe_stop(t_s, f"safe stop latched after: {self._safe_stop_reason}; reset() required",
                                    requested, max_step_nm)
 
-        # 4. request watchdog and 3. interaction torque shield -> fallback
+        # 6. sensor plausibility across sources: fallback at once, latched safe stop if it lasts
         causes: list[tuple[str, str]] = []
+        conflicts = self._sensor_conflicts(t_s)
+        if conflicts:
+            why = "sensor conflict: " + "; ".join(conflicts)
+            if self._conflict_since is None:
+                self._conflict_since = t_s
+                self._security_events += 1
+                self._last_security_event = f"sensor plausibility: {why}"
+                self._event(EVENT_SECURITY, "sensor plausibility", why)
+            if t_s - self._conflict_since >= lim.sensor_conflict_safe_stop_s - _EPS_S:
+                self._safe_stop_reason = f"{why} (for {t_s - self._conflict_since:.3f} s)"
+                return self._safe_stop(t_s, self._safe_stop_reason, requested, max_step_nm, SENSOR_CONFLICT)
+            causes.append((SENSOR_CONFLICT, why))
+        else:
+            self._conflict_since = None
+        for key in [k for k in self._security_unreported if k not in self._security_reported
+                    or t_s - self._security_reported[k] >= SECURITY_REPORT_INTERVAL_S]:
+            self._report_security(key)  # the count of a repeated security event, once per interval
+
+        # 4. request watchdog and 3. interaction torque shield -> fallback
         if request is None:
             causes.append((REQUEST_TIMEOUT, "no valid torque request received"))
         elif not request_fresh:
@@ -472,10 +611,11 @@ class SafetyMonitor:
         return self._finish(t_s, SafetyState.OK, torque, request.source, (), "request passed unchanged",
                             requested, request.seq)
 
-    def _safe_stop(self, t_s: float, reason: str, requested: float | None, max_step_nm: float) -> SafetyDecision:
+    def _safe_stop(self, t_s: float, reason: str, requested: float | None, max_step_nm: float,
+                   cause: str = SENSOR_TIMEOUT) -> SafetyDecision:
         """SAFE_STOP: zero torque on entry, then capped damping while the knee velocity is fresh."""
         lim = self._limits
-        torque, acted = 0.0, [SENSOR_TIMEOUT]
+        torque, acted = 0.0, [cause]
         joint_fresh = JOINT_STATES in self._sensor_t and not self._stale_sources(t_s, (JOINT_STATES,))
         if (self._state == SafetyState.SAFE_STOP and joint_fresh and lim.safe_stop_damping_nm_s_per_rad > 0
                 and self._knee_velocity_rad_s is not None):
@@ -581,6 +721,8 @@ class SafetyMonitor:
             required, optional = ("knee_angle_rad", "knee_velocity_rad_s"), ("motor_torque_nm",)
         elif source.startswith(INTERACTION_PREFIX):
             required, optional = ("interaction_torque_nm",), ()
+        elif source.startswith(IMU_PREFIX):
+            required, optional = (), ("pitch_rad",)
         else:
             required, optional = (), ()
         missing = [k for k in required if k not in given]
@@ -594,6 +736,7 @@ class SafetyMonitor:
             "knee_velocity_rad_s": (-lim.plausible_velocity_max_rad_s, lim.plausible_velocity_max_rad_s),
             "motor_torque_nm": (-lim.plausible_torque_max_nm, lim.plausible_torque_max_nm),
             "interaction_torque_nm": (-lim.plausible_torque_max_nm, lim.plausible_torque_max_nm),
+            "pitch_rad": (-math.pi - 1e-9, math.pi + 1e-9),
         }
         clean: dict[str, float] = {}
         for key, raw in given.items():
@@ -619,11 +762,36 @@ class SafetyMonitor:
                 out.append(f"{source} sample age {t_s - last:.3f} s (timeout {timeout} s)")
         return out
 
+    def _sensor_conflicts(self, t_s: float) -> list[str]:
+        """Descriptions of the sensor conflicts at ``t_s`` (step 6); empty if the sensors agree."""
+        lim = self._limits
+        out = [f"{n} publishers on {source} (expected at most {lim.max_sensor_publishers})"
+               for source, n in self._publishers.items() if n > lim.max_sensor_publishers]
+        thigh, shank = self._imu_pitch_rad.get(IMU_THIGH), self._imu_pitch_rad.get(IMU_SHANK)
+        knee = self._knee_angle_rad
+        if (lim.imu_knee_tolerance_rad <= 0 or thigh is None or shank is None or knee is None
+                or self._stale_sources(t_s, (JOINT_STATES, IMU_THIGH, IMU_SHANK))):
+            self._imu_disagree_since = None
+            return out
+        implied = _wrap_rad(thigh - shank + lim.imu_knee_offset_rad)
+        gap = abs(_wrap_rad(knee - implied))
+        if gap <= lim.imu_knee_tolerance_rad:
+            self._imu_disagree_since = None
+            return out
+        if self._imu_disagree_since is None or t_s < self._imu_disagree_since:
+            self._imu_disagree_since = t_s
+        if t_s - self._imu_disagree_since >= lim.imu_knee_disagreement_s - _EPS_S:
+            out.append(f"knee angle {knee:.3f} rad (joint_states) vs {implied:.3f} rad from the IMUs: "
+                       f"{gap:.3f} rad apart (tolerance {lim.imu_knee_tolerance_rad} rad)")
+        return out
+
     def _forget_inputs(self) -> None:
         """Drop every stored sample and request (after the time base changed)."""
         self._sensor_t.clear()
         self._interaction_nm.clear()
         self._knee_angle_rad = self._knee_velocity_rad_s = self._motor_torque_nm = None
+        self._imu_pitch_rad.clear()
+        self._imu_disagree_since = None
         self._request = None
         self._fallback_until_s = -math.inf
 
@@ -637,6 +805,7 @@ class SafetyMonitor:
             rejected_requests=self._rejected_requests, invalid_sensor_samples=self._invalid_sensor_samples,
             transitions=self._transitions, estop_latched=self._estop_reason is not None,
             fault_latched=self._fault_reason is not None, safe_stop_latched=self._safe_stop_reason is not None,
+            security_events=self._security_events, last_security_event=self._last_security_event,
         )
 
     def diagnostics(self) -> dict[str, str]:
@@ -664,6 +833,8 @@ class SafetyMonitor:
             "fault_latched": str(self._fault_reason is not None).lower(),
             "safe_stop_latched": str(self._safe_stop_reason is not None).lower(),
             "last_rejected_request": self._last_rejected_request,
+            "security_events": str(self._security_events),
+            "last_security_event": self._last_security_event,
             "last_invalid_sensor_sample": self._last_invalid_sample,
             "request_age_s": age(self._request.t if self._request else None),
             "knee_angle_rad": "none" if self._knee_angle_rad is None else f"{self._knee_angle_rad:.4f}",

@@ -259,3 +259,34 @@ def test_exo_real_emulate_runs_end_to_end_and_stops_the_motor(ros_domain, tmp_pa
     assert "emulated motor: last motor frames: ['7fff7ff0000008" in text  # zero torque (code 2048) ...
     assert "'fffffffffffffffd']" in text  # ... then exit motor mode
     assert "stopped 7 node(s)" in text and "exit codes" not in text, text
+
+
+def test_a_foreign_torque_command_never_reaches_the_emulated_motor(rig_factory, processes):
+    """A foreign participant (no keys) publishes 100 N m on torque_command for every joint_states sample,
+    stamped with the sample's own stamp (as a replayed bag would be re-stamped) and half with forged MACs.
+    The actuator driver refuses every one: the motor applies only the safety monitor's torques."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rig = rig_factory()
+    rig.probe.wait_for(lambda: len(rig.joint) > 50, 30.0, "the control loop running")
+    report = processes.tmp_path / "foreign.json"
+    foreign = Path(__file__).parents[1] / "security" / "foreign_node.py"
+    proc = subprocess.Popen([sys.executable, str(foreign), "command", "--duration", "4", "--report", str(report)],
+                            env={**os.environ, **processes.env}, start_new_session=True)
+    processes.children.append(proc)
+    start = len(rig.joint)
+    proc.wait(timeout=60)
+    rig.run_for(1.5)
+    sent = json.loads(report.read_text())
+    assert sum(sent.values()) >= 100, sent
+    during = rig.joint[start:]
+    monitor_peak = max(abs(c.torque) for c in rig.commands if c.mac)
+    assert max(abs(m.effort[0]) for m in during) <= monitor_peak + 2 * 144.0 / 4095 + 1e-6
+    diag = rig.diagnostics("actuator_driver")
+    refused = int(diag.get("refused_commands", "0"))
+    assert refused >= 100 and int(diag.get("refused_commands.unauthenticated", "0")) > 0, diag
+    assert {c.source for c in rig.commands if c.mac} <= {"pid", "safe_stop"}

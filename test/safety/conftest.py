@@ -1,12 +1,62 @@
-"""A small rig driving a SafetyMonitor the way the node does: sensors, request, update, every period."""
+"""A small rig driving a SafetyMonitor the way the node does: sensors, request, update, every period.
+
+Also the hypothesis profile of the safety property tests (``test_*properties.py`` here):
+
+- without ``--hypothesis-profile`` the active profile is hypothesis's own: ``default``, or its
+  built-in ``ci`` when a CI environment variable is set (same ``max_examples=100``, derandomized,
+  no example database). The property tests take their example counts from the active profile
+  (``examples(weight)`` in each file: ``weight x max_examples``), so CI runs exactly the numbers
+  it always ran (150 / 100 / 30 for the monitor's three properties).
+- ``--hypothesis-profile=bench`` loads the ``bench`` profile registered here: ``max_examples`` from
+  the environment variable ``EXO_HYPOTHESIS_EXAMPLES`` (default 10000), no deadline, random (seed
+  with ``--hypothesis-seed``), no example database (a run depends only on code and seed), failure
+  blobs printed. ``bench/bench_safety_properties.py`` drives it. Give a path under ``test/safety``
+  on the command line: pytest must load this file before it loads the profile, e.g.
+  ``EXO_HYPOTHESIS_EXAMPLES=5000 pytest --hypothesis-profile=bench test/safety/test_safety_properties.py``.
+
+The built-in ``default``/``ci`` profiles are deliberately not re-registered: hypothesis settings are
+process-wide, so a profile loaded from this directory's conftest would also change the hypothesis
+tests of other directories (test/twin, test/metrics) and depend on the collection order.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from exo.safety import SafetyDecision, SafetyLimits, SafetyMonitor, SafetyState
+
+EXAMPLES_ENV = "EXO_HYPOTHESIS_EXAMPLES"
+BENCH_DEFAULT_EXAMPLES = 10_000
+
+
+def bench_examples() -> int:
+    """``max_examples`` of the ``bench`` profile: ``$EXO_HYPOTHESIS_EXAMPLES``, a positive integer."""
+    raw = os.environ.get(EXAMPLES_ENV, "").strip()
+    if not raw:
+        return BENCH_DEFAULT_EXAMPLES
+    try:
+        n = int(raw.replace("_", ""))
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise pytest.UsageError(f"{EXAMPLES_ENV}={raw!r}: expected a positive integer")
+    return n
+
+
+settings.register_profile(
+    "bench",
+    parent=settings.get_profile("default"),  # not the CI one, whatever the environment
+    max_examples=bench_examples(),
+    deadline=None,
+    derandomize=False,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 class Rig:

@@ -4,6 +4,9 @@ Each example draws valid limits and a sequence of control periods; in each perio
 arbitrary step (including stale gaps), some sensor samples and a request arrive (values may be NaN,
 inf, huge, implausible, late or early), sometimes an e-stop or a reset, then update(). After every
 update the invariants of exo.safety.monitor are checked against what the test itself fed in.
+
+Example counts come from the active hypothesis profile (see conftest.py): ``examples(w)`` is ``w`` times
+its ``max_examples``, 100 by default and in CI; ``bench/bench_safety_properties.py`` raises it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from exo.safety import SafetyLimits, SafetyMonitor, SafetyState
 
 EPS = 1e-9
 SOURCES = {"joint_states": 0.03, "interaction_thigh": 0.03, "imu_thigh": 0.05}
+
+
+def examples(weight: float) -> int:
+    """``weight`` x the active profile's ``max_examples`` (read when the test is decorated), at least 1."""
+    return max(1, round(weight * settings().max_examples))
 
 
 @st.composite
@@ -75,7 +83,7 @@ def _scale_into_limit(lim: SafetyLimits, angle_rad: float, torque_nm: float) -> 
     return 1.0 if w <= 0 or room >= w else room / w
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1.5), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lim=limits_strategy(), steps=st.lists(period_step, min_size=10, max_size=60))
 def test_invariants_hold_over_arbitrary_inputs(lim: SafetyLimits, steps: list[dict]) -> None:
     m = SafetyMonitor(lim)
@@ -109,8 +117,7 @@ def test_invariants_hold_over_arbitrary_inputs(lim: SafetyLimits, steps: list[di
         elif s["event"] == "reset":
             ok, _ = m.reset()
             if ok:
-                estopped = False
-                rejected = invalid = 0
+                estopped = False  # the counters are never cleared
         d = m.update(t)
 
         u = d.torque_nm
@@ -153,7 +160,7 @@ def test_invariants_hold_over_arbitrary_inputs(lim: SafetyLimits, steps: list[di
 update_time = st.one_of(st.floats(-0.05, 0.05), st.just(0.01), st.just(0.01), st.sampled_from([math.nan, math.inf]))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(1.0), deadline=None)
 @given(ops=st.lists(st.tuples(update_time, st.booleans(), torque, st.booleans()), min_size=1, max_size=60))
 def test_bad_time_latches_a_fault_with_zero_torque_until_reset(ops: list[tuple]) -> None:
     """A non-finite or backwards update time latches FAULT (zero torque) until a successful reset."""
@@ -183,7 +190,7 @@ def test_bad_time_latches_a_fault_with_zero_torque_until_reset(ops: list[tuple])
             t, t_last = t_new, t_new
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(0.3), deadline=None)
 @given(lim=limits_strategy(), steps=st.lists(period_step, min_size=1, max_size=40))
 def test_same_inputs_give_the_same_decisions(lim: SafetyLimits, steps: list[dict]) -> None:
     """Deterministic: no clock or randomness inside, so a replay reproduces every decision."""

@@ -47,7 +47,27 @@ def load_yaml(path: Path | str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {describe_yaml_error(exc)}") from None
+
+
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line: ``line L, column C: <problem> (<context> at line L', column C')``.
+
+    PyYAML's own text spans several lines and names ``<unicode string>`` instead of the file;
+    callers prefix the file name.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem is None:
+        return " ".join(str(exc).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else str(problem)
+    context = getattr(exc, "context", None)
+    if context:
+        context_mark = getattr(exc, "context_mark", None)
+        where = (f" at line {context_mark.line + 1}, column {context_mark.column + 1}"
+                 if context_mark is not None and context_mark is not mark else "")
+        text += f" ({context}{where})"
+    return " ".join(text.split())
 
 
 def load_node_parameters(path: Path | str, node_name: str) -> dict[str, Any]:

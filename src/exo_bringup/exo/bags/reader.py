@@ -108,6 +108,26 @@ def _custom_data(path: Path) -> dict[str, str]:
     return out
 
 
+def listed_message_counts(path: Path) -> dict[str, int]:
+    """Topic -> message count that the ``metadata.yaml`` files under ``path`` list (summed over the
+    session's bags); empty for a bare ``.mcap`` file or where a bag has no readable metadata.yaml
+    (a recorder killed before it closed the bag writes none)."""
+    import yaml
+
+    counts: dict[str, int] = {}
+    if not path.is_dir():
+        return counts
+    for meta in sorted(path.rglob("metadata.yaml"), key=_natural_key):
+        try:
+            info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+            for item in info.get("topics_with_message_count") or []:
+                topic = str(item["topic_metadata"]["name"])
+                counts[topic] = counts.get(topic, 0) + int(item["message_count"])
+        except Exception:  # noqa: BLE001 - a broken metadata.yaml only means the counts are unknown
+            continue
+    return counts
+
+
 class Session:
     """The bags of one recording session (see :func:`open_session`).
 

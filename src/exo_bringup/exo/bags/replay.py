@@ -10,7 +10,9 @@ published once.
 :func:`compare_commands` is the regression check: the recorded
 ``torque_command`` stream against the one the re-run controller and safety
 monitor produced, matched by stamp (the stamp of the sensor sample each command
-answers).
+answers). :func:`recorded_completeness` says beforehand whether the recorded
+bag can be compared in full: a truncated or damaged bag yields fewer commands
+(and fewer sensor samples to replay), and the commands it lost are not compared.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from exo import contract
-from exo.bags.reader import BagMessage, Session, stamp_s
+from exo.bags.reader import BagMessage, Session, listed_message_counts, stamp_s
 
 #: Relative names of the topics a replay publishes (the sensor streams of the contract).
 REPLAYED_TOPICS: tuple[str, ...] = tuple(t.name for t in contract.topics_of_kind(contract.Kind.SENSOR))
@@ -124,6 +126,66 @@ def compare_commands(recorded: list[BagMessage], replayed: list[BagMessage],
         only_replayed=len(set(b) - set(a)),
         source_changes=sum(1 for k in common if a[k][1] != b[k][1]),
     )
+
+
+@dataclass
+class RecordedCompleteness:
+    """How much of a bag's recorded ``torque_command`` stream can be read (and so compared).
+
+    Attributes:
+        topic: the absolute torque_command topic.
+        readable: torque_command messages the reader could decode.
+        listed: torque_command messages the bag's ``metadata.yaml`` lists (None: no metadata).
+        problems: what the reader could not read (truncated files, skipped chunks, undecodable
+            messages), on the sensor topics the replay publishes and on torque_command.
+    """
+
+    topic: str
+    readable: int
+    listed: int | None
+    problems: list[str]
+
+    @property
+    def unreadable(self) -> int | None:
+        """Recorded commands that cannot be read: listed - readable (None when the count is unknown)."""
+        return None if self.listed is None else max(self.listed - self.readable, 0)
+
+    @property
+    def damaged(self) -> bool:
+        """The reader reported problems or fewer commands than the metadata lists."""
+        return bool(self.problems) or bool(self.unreadable)
+
+    def describe(self) -> str:
+        """One line: how many recorded commands cannot be compared, and why."""
+        if self.unreadable:
+            lost = (f"{self.unreadable} of the {self.listed} recorded {self.topic} messages its metadata.yaml lists "
+                    f"cannot be read, so they cannot be compared (only {self.readable} can)")
+        elif self.listed is None:
+            lost = (f"an unknown number of recorded {self.topic} messages cannot be read, so they cannot be "
+                    f"compared (no metadata.yaml with message counts; {self.readable} can be)")
+        else:
+            lost = (f"its {self.readable} recorded {self.topic} messages can be read, but sensor messages the "
+                    f"replay needs are lost, so the commands answering them cannot be reproduced")
+        why = "; ".join(self.problems) if self.problems else "its files hold fewer messages than it lists"
+        return f"the recorded bag is truncated or damaged: {lost}. Reader: {why}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"recorded_readable": self.readable, "recorded_listed": self.listed,
+                "recorded_unreadable": self.unreadable, "bag_problems": list(self.problems)}
+
+
+def recorded_completeness(session: Session, namespace: str | None = None) -> RecordedCompleteness:
+    """Read ``session``'s torque_command and replayed sensor topics once and report what is missing."""
+    ns = namespace or session.metadata.namespace or contract.DEFAULT_NAMESPACE
+    topic = contract.TORQUE_COMMAND.resolved(ns)
+    sensors = {contract.TOPICS[rel].resolved(ns) for rel in REPLAYED_TOPICS}
+    problems_before = len(session.problems)
+    readable = sum(1 for m in session.messages(sensors | {topic}) if m.topic == topic)
+    problems = session.problems[problems_before:]
+    truncated = [str(p) for p in session.truncated_files()]
+    if truncated and not any(str(p) in problem for p in truncated for problem in problems):
+        problems = [*problems, *(f"{p}: no footer (the file was cut short)" for p in truncated)]
+    return RecordedCompleteness(topic, readable, listed_message_counts(session.path).get(topic), problems)
 
 
 @dataclass

@@ -5,7 +5,9 @@
 - ``exo replay BAG``: the replay graph (bag player, controller, safety monitor,
   recorder) on the recorded sensors, then the recorded vs new ``torque_command``
   comparison (max and RMS difference, first divergence); ``--max-diff`` turns it
-  into a regression check (exit 1 above it).
+  into a regression check (exit 1 above it). A truncated or damaged bag is refused
+  (exit 2, naming how many recorded commands cannot be compared and why) unless
+  ``--allow-partial``, which compares the readable part under a WARNING line.
 - ``exo analyze BAG... --out DIR``: metrics.json, CSV, PNG and report.html.
 - ``exo export BAG --format csv|parquet --out DIR``: one table per topic.
 """
@@ -26,6 +28,13 @@ def _console():
     from rich.console import Console
 
     return Console()
+
+
+def _escape(text: object) -> str:
+    """``text`` with rich markup escaped (a log line's ``[fatal]`` must be printed, not parsed)."""
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 def _ros_env(domain_id: int, log_dir: Path) -> tuple[int, dict[str, str]]:
@@ -77,7 +86,7 @@ def record(
         while duration <= 0 or time.monotonic() - t0 < duration:
             proc = runner.node("recorder")
             if proc.poll() is not None:
-                console.print(f"[red]exo record: the recorder exited ({proc.poll()}):\n{proc.log_tail()}[/]")
+                console.print(f"[red]exo record: the recorder exited ({proc.poll()}):\n{_escape(proc.log_tail())}[/]")
                 code = 1
                 break
             time.sleep(0.2)
@@ -121,6 +130,9 @@ def replay(
                              "(default runs/replay/<bag>-<UTC time>)."),
     compare: bool = typer.Option(True, help="Compare the new torque_command stream with the recorded one."),
     max_diff: float = typer.Option(math.inf, help="Exit 1 if the max |torque difference| exceeds this, N m."),
+    allow_partial: bool = typer.Option(False, "--allow-partial",
+                                       help="Compare what a truncated or damaged bag still holds (with a WARNING) "
+                                       "instead of refusing it (exit 2)."),
     namespace: str = typer.Option("/exo", help="Namespace of the replay graph."),
     domain_id: int = typer.Option(-1, help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)."),
     startup_timeout: float = typer.Option(60.0, help="Seconds to wait for every node to come up."),
@@ -128,6 +140,7 @@ def replay(
 ) -> None:
     """Re-run controller and safety monitor on a bag's sensors; compare the torque commands."""
     from exo.bags.reader import BagError, open_session
+    from exo.bags.replay import recorded_completeness
 
     console = _console()
     try:
@@ -135,6 +148,15 @@ def replay(
     except BagError as exc:
         console.print(f"[red]exo replay: {exc}[/]")
         raise typer.Exit(2) from None
+    # a truncated/damaged bag: the commands it lost would silently drop out of the comparison
+    completeness = recorded_completeness(source) if compare else None
+    if completeness is not None and completeness.damaged:
+        if not allow_partial:
+            console.print(f"[red]exo replay: {_escape(completeness.describe())}. Not replayed; --allow-partial "
+                          "compares the readable part.[/]", soft_wrap=True)
+            raise typer.Exit(2)
+        console.print(f"[bold yellow]WARNING: {_escape(completeness.describe())}. Comparing the readable part "
+                      "(--allow-partial).[/]", soft_wrap=True)
     controller = controller or source.metadata.controller or "pid"
     out = out or Path("runs/replay") / f"{source.name}-{_stamp()}"
     log_dir = out.parent / f"{out.name}-logs"
@@ -143,21 +165,28 @@ def replay(
                                       namespace=namespace, domain_id=domain_id, startup_timeout=startup_timeout,
                                       timeout=timeout, progress=console.print)
     except (RuntimeError, TimeoutError, ValueError) as exc:
-        console.print(f"[red]exo replay: {exc}[/]")
+        console.print(f"[red]exo replay: {_escape(exc)}[/]")
         raise typer.Exit(1) from None
     console.print(f"replayed in {elapsed:.1f} s wall; new bag: {new_bag}")
     if not compare:
         return
     result = compare_bags(bag, new_bag)
-    (out / "comparison.json").write_text(json.dumps(
-        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.to_dict().items()},
-        indent=2) + "\n")
+    document = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.to_dict().items()}
+    if completeness is not None and completeness.damaged:
+        document.update({"partial": True, **completeness.to_dict()})
+    (out / "comparison.json").write_text(json.dumps(document, indent=2) + "\n")
     first = "none" if math.isnan(result.first_divergence_s) else f"{result.first_divergence_s:.3f} s"
     console.print(
         f"torque_command recorded vs replayed: {result.matched} matched, max |diff| {result.max_abs_diff_nm:.3g} N m, "
         f"RMS {result.rms_diff_nm:.3g} N m, first divergence {first}, "
         f"{result.only_recorded} only recorded, {result.only_replayed} only replayed, "
         f"{result.source_changes} source changes -> {out / 'comparison.json'}")
+    if completeness is not None and completeness.damaged:
+        listed = "an unknown number of" if completeness.listed is None else f"{completeness.listed}"
+        not_compared = "an unknown number" if completeness.unreadable is None else f"{completeness.unreadable}"
+        console.print(f"[bold yellow]WARNING: PARTIAL COMPARISON: {result.matched} commands compared of {listed} "
+                      f"recorded; {not_compared} recorded commands could not be read from the damaged bag and were "
+                      f"not compared; {result.only_recorded} readable ones had no replayed answer.[/]", soft_wrap=True)
     if result.matched == 0 or result.max_abs_diff_nm > max_diff:
         console.print(f"[red]exo replay: commands differ by more than {max_diff} N m[/]")
         raise typer.Exit(1)

@@ -6,9 +6,12 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from exo.control import ControllerSpec
 
 
 def _parse_levels(first: list[str], extra: list[str]) -> tuple[int, ...]:
@@ -45,6 +48,41 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
             raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}")
         out[key.strip()] = _scalar(value)
     return out
+
+
+def _check_controller(spec: ControllerSpec, config: Path | None, key: str, overrides: list[str]) -> None:
+    """Build the controller once, so that a parameter or policy it refuses is reported before any trial.
+
+    Raises:
+        exo.params.ConfigError: naming the controller, where its parameters came from and the problem.
+    """
+    from exo.params import ConfigError
+
+    try:
+        spec()
+    except (TypeError, ValueError, OSError) as exc:
+        origin = f"entry {key!r} of {config or 'config/controllers.yaml'}"
+        if overrides:
+            origin += ", " + " ".join(f"-p {item}" for item in overrides)
+        if "policy" in spec.params:
+            origin += f", policy {spec.params['policy']}"
+        raise ConfigError(f"controller {spec.name!r} cannot be built from {origin}: {exc}") from None
+
+
+def _check_env_params(env_kwargs: dict[str, Any]) -> None:
+    """Refuse ``--env-param`` overrides the env config does not have or cannot take (ConfigError)."""
+    from exo.params import ConfigError
+    from exo.twin.config import load_env_config
+
+    overrides = {k: v for k, v in env_kwargs.items() if k != "terminate_on_unsafe"}
+    if not overrides:
+        return
+    try:
+        load_env_config().with_overrides(**overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"--env-param: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"--env-param {' '.join(f'{k}={v}' for k, v in overrides.items())}: {exc}") from None
 
 
 def eval_command(
@@ -92,13 +130,19 @@ def eval_command(
         ),
     ] = "",
 ) -> None:
-    """Evaluate a controller on N generated subjects per spasticity level; write summary, CSV, plots."""
+    """Evaluate a controller on N generated subjects per spasticity level; write summary, CSV, plots.
+
+    Bad input (unknown level, twin or controller, a controller or env parameter the
+    controller/env refuses, a missing or unloadable policy, a malformed parameter file)
+    ends with one line naming the problem and exit code 2 before any trial runs.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
     from exo.control import ControllerSpec, available_controllers, load_controller_params
     from exo.evaluate import EvalConfig, evaluate, write_report
+    from exo.params import ConfigError
 
     console = Console()
     level_tuple = _parse_levels(levels or ["0", "1", "2", "3"], list(ctx.args))
@@ -117,8 +161,13 @@ def eval_command(
     if policy:
         if "policy" not in params and controller != "sac":
             raise typer.BadParameter(f"--policy is for --controller sac, not {controller!r}")
+        if not Path(policy).exists():
+            raise ConfigError(f"--policy {policy}: no such file or folder")
         params["policy"] = policy
     spec = ControllerSpec(controller, params)
+    _check_controller(spec, controllers_config, params_key or controller, param or [])
+    env_kwargs = _parse_params(env_param or [])
+    _check_env_params(env_kwargs)
     config = EvalConfig(
         twin=twin,
         levels=level_tuple,
@@ -128,7 +177,7 @@ def eval_command(
         max_steps=max_steps or None,
         timeseries_per_level=timeseries_per_level,
         settling_method=settling_method,  # type: ignore[arg-type]
-        env_kwargs=_parse_params(env_param or []),
+        env_kwargs=env_kwargs,
     )
     started = time.perf_counter()
     columns = (

@@ -11,6 +11,8 @@ import importlib
 
 import typer
 
+from exo.cli import errors
+
 app = typer.Typer(
     name="exo",
     help="exo: ROS 2 knee-exoskeleton stack (digital twin, RL control, safety monitor).",
@@ -25,7 +27,7 @@ def _root() -> None:
 
 
 #: Modules of exo.cli that add commands, in the order they appear in --help.
-COMMAND_MODULES = ("doctor", "sim", "evaluate", "train", "compare", "bags", "real", "intent")
+COMMAND_MODULES = ("doctor", "sim", "evaluate", "train", "compare", "bags", "real", "intent", "reset")
 
 
 def _register_all() -> None:
@@ -38,7 +40,8 @@ _register_all()
 
 
 def main() -> None:
-    app()
+    """``exo``: bad input (config, YAML, missing file) ends with one line and exit 2 (:mod:`exo.cli.errors`)."""
+    errors.run(app)
 
 
 if __name__ == "__main__":

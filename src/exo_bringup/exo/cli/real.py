@@ -161,8 +161,10 @@ def real(
         window = (wall0, time.monotonic(), system0, time.time())
         cpu1 = cpu_times(pids)
         console.print(summary(monitor, time.monotonic() - wall0))
-    except NodeDied as exc:
-        console.print(f"[red]exo real: {exc}[/]")
+    except NodeDied as exc:  # escaped: the node's log lines ("[fatal] cannot start: ...") are text, not markup
+        from rich.markup import escape
+
+        console.print(f"[red]exo real: {escape(str(exc))}[/]")
         exit_code = 1
     except (TimeoutError, RuntimeError) as exc:
         console.print(f"[red]exo real: {exc}; logs in {log_dir}[/]")

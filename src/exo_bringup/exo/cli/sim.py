@@ -40,6 +40,7 @@ def sim(
 ) -> None:
     """Run the sim graph (sim bridge, controller, safety monitor) as separate processes."""
     from rich.console import Console
+    from rich.markup import escape
 
     from exo.runner import GraphRunner, NodeDied
     from exo.testing.ros_env import ros_environment
@@ -111,8 +112,8 @@ def sim(
                 status.update(monitor.live_line())
         summary = monitor.summary(wall_s=time.monotonic() - wall0)
         console.print(summary)
-    except NodeDied as exc:
-        console.print(f"[red]exo sim: {exc}[/]")
+    except NodeDied as exc:  # escaped: the node's log lines ("[fatal] cannot start: ...") are text, not markup
+        console.print(f"[red]exo sim: {escape(str(exc))}[/]")
         exit_code = 1
     except TimeoutError as exc:
         console.print(f"[red]exo sim: {exc}; logs in {log_dir}[/]")

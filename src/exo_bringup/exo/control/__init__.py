@@ -122,4 +122,7 @@ def load_controller_params(
             found = True
     if not found:
         raise ConfigError(f"{path}: no '/**/{NODE_NAME}' (or '{NODE_NAME}') entry with ros__parameters")
+    if key is not None and not isinstance(parameters.get(key), Mapping):
+        entries = ", ".join(k for k, v in parameters.items() if isinstance(v, Mapping)) or "none"
+        raise ConfigError(f"{path}: no parameter entry {key!r} for the controller (entries: {entries})")
     return dict(parameters.get(key or name) or {})

@@ -94,7 +94,10 @@ NODE_PARAMS = [
           "command, s.", 0.001, 60.0),
     Param("paced_source", True, "The sensor source waits for each command (a lockstep sim bridge or bag player): "
           "under use_sim_time its pauses are allowed stall_grace_sim_s. False (a real-time sim, hardware): a "
-          "source silent for stall_grace_s of wall time is dead."),
+          "source silent for stall_grace_s of wall time is dead, once it has run for stall_warmup_s."),
+    Param("stall_warmup_s", 1.0, "Under use_sim_time with a free-running source (paced_source false): sensor time "
+          "the stream must have covered before stall_grace_s applies; until then stall_grace_sim_s (a simulator's "
+          "first steps are slow: lazy imports, first allocations), s.", 0.0, 60.0),
     Param("publisher_check_period_s", 0.2, "Wall seconds between counts of the publishers on each watched "
           "sensor topic (a second one is a sensor conflict), s.", 0.01, 10.0),
     Param("reset_button_path", "", "Hardware: file of the reset button's GPIO line (reads 1 while pressed); when "
@@ -204,7 +207,8 @@ class SafetyMonitorNode(Node):
         sim = self.get_parameter("use_sim_time").value
         self.request_deadline_s = self.p["request_deadline_sim_s" if sim else "request_deadline_s"]
         # ... and a lockstep sensor source legitimately pauses while it waits for a command
-        self.stall_grace_s = self.p["stall_grace_sim_s" if sim and self.p["paced_source"] else "stall_grace_s"]
+        self.sim_time = sim
+        self.first_sample_t: float | None = None  # stamp of the first accepted sample (stall warm-up)
         self.step_sources = [s for s in WATCHED if s in self.limits.sensor_timeouts_s]
         self.sync_sensors = self.p["step_sync"] == "always" or (self.p["step_sync"] == "sim_time" and sim)
         period = self.limits.control_period_s
@@ -300,6 +304,8 @@ class SafetyMonitorNode(Node):
 
     def _on_sample(self, t: float, accepted: bool) -> None:
         if accepted:
+            if self.first_sample_t is None:
+                self.first_sample_t = t
             self.last_sample_t = t if self.last_sample_t is None else max(self.last_sample_t, t)
             self.last_sample_wall = time.monotonic()
 
@@ -379,7 +385,7 @@ class SafetyMonitorNode(Node):
                 and not self._waiting_for_controller()):
             self._decide(self.pending_t)
             return
-        if self.last_sample_t is not None and now - self.last_sample_wall > self.stall_grace_s:
+        if self.last_sample_t is not None and now - self.last_sample_wall > self._stall_grace_s():
             # the whole sensor stream stopped: let sensor time run on with the wall clock
             t = self._sensor_time_now()
             if self.last_decided_t is None or t >= self.last_decided_t + self.limits.control_period_s - 1e-9:
@@ -404,7 +410,16 @@ class SafetyMonitorNode(Node):
         if self.last_sample_t is None:
             return None
         stalled_s = time.monotonic() - self.last_sample_wall
-        return self.last_sample_t + (stalled_s if stalled_s > self.stall_grace_s else 0.0)
+        return self.last_sample_t + (stalled_s if stalled_s > self._stall_grace_s() else 0.0)
+
+    def _stall_grace_s(self) -> float:
+        """Wall seconds of total sensor silence taken for a dead source (see the stall_* parameters)."""
+        if not self.sim_time:
+            return self.p["stall_grace_s"]
+        if self.p["paced_source"] or self.first_sample_t is None or self.last_sample_t is None \
+                or self.last_sample_t - self.first_sample_t < self.p["stall_warmup_s"]:
+            return self.p["stall_grace_sim_s"]
+        return self.p["stall_grace_s"]
 
     def _reset(self, origin: str) -> tuple[bool, str]:
         ok, message = self.core.reset(self._sensor_time_now(), origin=origin)

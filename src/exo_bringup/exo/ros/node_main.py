@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from exo.params import ConfigError
-from exo.ros.parameters import ParameterError
+from exo.ros.parameters import ParameterError, use_command_line
+from exo.ros.params_file import ParamsFileError, parse_params_file, ros_params_files
+
+#: rclpy's error of a failed rcl call (``rclpy._rclpy_pybind11.RCLError``).
+RCLError = rclpy_implementation.RCLError
 
 
 def make_executor():
@@ -73,28 +80,57 @@ class _StopRequest:
         self.signum = signum
 
 
+def _fatal(message: str) -> NoReturn:
+    """Print one ``[fatal] cannot start: ...`` line and exit with code 2."""
+    print(f"[fatal] cannot start: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _rcl_message(exc: Exception) -> str:
+    """An rcl error without the C source locations (``, at /project/src/parse.c:776``)."""
+    return re.sub(r",? at [^,]*\.c(pp)?:\d+", "", str(exc)).strip()
+
+
+def _check_params_files(argv: Sequence[str]) -> None:
+    """Exit with one line naming the file (and line) if a ``--params-file`` is unreadable or not YAML.
+
+    rcl would refuse it in ``rclpy.init`` with a traceback and C source locations.
+    """
+    try:
+        for path in ros_params_files(argv):
+            parse_params_file(path)
+    except ParamsFileError as exc:
+        _fatal(str(exc))
+
+
 def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None:
     """Create the node, spin it until Ctrl-C / shutdown, and exit with a useful code.
 
-    A node whose parameters or configuration are invalid exits with code 2 and
-    one line naming the problem (the pip runner and launch show it).
+    A node whose parameters, parameter files or configuration are invalid exits with
+    code 2 and one line naming the problem (the pip runner and launch show it).
     """
+    argv = list(args if args is not None else sys.argv)
+    use_command_line(argv)
+    _check_params_files(argv)
     stop = _StopRequest()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    try:
+        init = rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    except RCLError as exc:  # a params file rcl refuses although it is valid YAML, a bad --ros-args
+        _fatal(f"rclpy.init: {_rcl_message(exc)}")
     try:
         # rclpy's own signal handlers are off: a KeyboardInterrupt raised inside the EventsExecutor's
         # wait comes out as "RuntimeError: Unable to convert call argument" (rclpy 9.1.2). SIGINT and
         # SIGTERM set a flag instead; the loop ends within one spin_once, and the node's
         # on_shutdown() runs (an actuator driver's zero-torque frame, a recorder's last chunk).
-        with rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO):
+        with init:
             try:
                 executor = make_executor()
                 node = node_factory()
             except (ParameterError, ConfigError, FileNotFoundError, InvalidParameterValueException,
                     InvalidParameterTypeException) as exc:
-                print(f"[fatal] cannot start: {exc}", file=sys.stderr, flush=True)
-                sys.exit(2)
+                _fatal(str(exc))
             executor.add_node(node)
             from exo.priority import freeze_startup_heap
 

@@ -5,15 +5,31 @@ description, range); :func:`declare_all` declares them with a
 ``ParameterDescriptor`` (so ``ros2 param describe`` shows units and ranges),
 refuses out-of-range values at start-up with an error naming the parameter,
 and returns the values as a dict.
+
+Before declaring, it checks every ``--params-file`` of the process's command
+line (:mod:`exo.ros.params_file`): rcl silently keeps an earlier file's value
+when a later file gives the same parameter a value of another type, and a
+``/**`` entry can lose to an earlier file's ``/**/<node>`` entry; both are
+refused with the file, line and key named.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
+
+from exo.ros.params_file import (
+    ParamsFileError,
+    check_params_files,
+    ros_param_rules,
+    ros_params_files,
+    shadowed_values,
+)
 
 
 @dataclass(frozen=True)
@@ -73,11 +89,39 @@ class ParameterError(ValueError):
     """A node parameter has a value the node cannot run with."""
 
 
+_command_line: list[str] | None = None
+
+
+def use_command_line(argv: Sequence[str]) -> None:
+    """Record the arguments given to ``rclpy.init`` (:func:`exo.ros.node_main.run` does), whose
+    ``--params-file`` entries :func:`declare_all` checks; without it, ``sys.argv`` is used."""
+    global _command_line
+    _command_line = list(argv)
+
+
+def command_line() -> list[str]:
+    """The process's ROS command line (see :func:`use_command_line`)."""
+    return list(_command_line) if _command_line is not None else list(sys.argv)
+
+
 def declare_all(node: Node, params: list[Param]) -> dict[str, Any]:
-    """Declare ``params`` on ``node``; returns ``{name: value}`` or raises :class:`ParameterError`."""
+    """Declare ``params`` on ``node``; returns ``{name: value}`` or raises :class:`ParameterError`.
+
+    Refused (the message names the file, line and key): a value of the wrong type in any
+    ``--params-file`` of the command line, a value a later file sets that rcl does not deliver,
+    an out-of-range value, a string not among its choices.
+    """
+    argv = command_line()
+    declared = {p.name: p.default for p in params}
+    name, namespace = node.get_name(), node.get_namespace()
+    try:
+        files = check_params_files(ros_params_files(argv), name, namespace, declared)
+    except ParamsFileError as exc:
+        raise ParameterError(str(exc)) from None
     values: dict[str, Any] = {}
+    received: dict[str, Any] = {}
     for p in params:
-        value = node.declare_parameter(p.name, p.default, p.descriptor()).value
+        value = received[p.name] = node.declare_parameter(p.name, p.default, p.descriptor()).value
         if isinstance(p.default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(value) is not type(p.default):
@@ -86,4 +130,7 @@ def declare_all(node: Node, params: list[Param]) -> dict[str, Any]:
         if problem:
             raise ParameterError(problem)
         values[p.name] = value
+    shadowed = shadowed_values(files, name, namespace, declared, received, ros_param_rules(argv))
+    if shadowed:
+        raise ParameterError("; ".join(shadowed))
     return values

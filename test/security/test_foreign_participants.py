@@ -1,0 +1,290 @@
+"""Attacks from outside the graph: a foreign rclpy participant (a separate process, no keys) on the domain.
+
+Each test is a row of the security review, asserting the new behaviour: a foreign or recorded
+``torque_command`` changes nothing; spoofed requests never reach the knee and are counted; fake
+``joint_states`` give a sensor conflict and a safe stop; a 1 kHz flood of invalid requests does not
+crowd out the controller; resetting is not a network service; a dead bridge is caught at once.
+The attacker is ``foreign_node.py`` in this folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exo import contract
+from exo.paths import config_file
+from exo.ros.convert import from_time_msg
+from exo.safety import SafetyLimits
+from exo.security import REQUEST_PURPOSE, MessageVerifier, Verdict
+from exo.security.keys import load_secret
+from exo.security.reset import request_reset
+
+pytestmark = pytest.mark.ros
+
+LIMITS = SafetyLimits.from_yaml(config_file("safety.yaml"))
+NODES = ["sim_bridge", "controller", "safety_monitor"]
+FOREIGN = Path(__file__).with_name("foreign_node.py")
+
+
+def attack(processes, mode: str, namespace: str = "/exo", duration_s: float = 30.0, *args: str) -> tuple:
+    """Start the foreign participant; returns (process, report path)."""
+    report = processes.tmp_path / f"foreign_{mode}.json"
+    log = open(processes.tmp_path / f"foreign_{mode}.log", "wb")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen([sys.executable, str(FOREIGN), mode, "--namespace", namespace, "--duration",
+                             str(duration_s), "--report", str(report), *args],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **processes.env},
+                            start_new_session=True)
+    log.close()
+    processes.children.append(proc)
+    return proc, report
+
+
+def finish(proc, report: Path) -> dict[str, int]:
+    """Stop the attacker (it writes its report on the way out) and read what it sent."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=20)
+    return json.loads(report.read_text())
+
+
+def stamps(msgs) -> np.ndarray:
+    return np.array([from_time_msg(m.header.stamp) for m in msgs])
+
+
+def first_per_stamp(commands) -> dict[float, object]:
+    out: dict[float, object] = {}
+    for c in commands:
+        out.setdefault(from_time_msg(c.header.stamp), c)
+    return out
+
+
+def run_pair(processes, ros_domain, mode: str, until_s: float = 3.0, *attack_args: str):
+    """Two lockstep PID graphs with the same seed, side by side; the foreigner attacks the first.
+
+    Returns ({namespace: (commands, joint_states)}, attacker report). Lockstep is deterministic, so
+    whatever the attack changed shows as a difference between the two.
+    """
+    from exo.testing.probe import RosProbe
+
+    runs = {}
+    for ns in ("/exo_a", "/exo_b"):
+        probe = RosProbe(ros_domain, ns, name=f"probe_{ns.strip('/')}", events=True)
+        commands, joint = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.JOINT_STATES)
+        graph = processes.graph("sim", start=False, controller="pid", level="2", subject_seed="7", lockstep="true",
+                                namespace=ns)
+        runs[ns] = (probe, commands, joint, graph)
+    try:
+        for probe, _, _, graph in runs.values():
+            graph.start([n.name for n in graph.nodes if n.name != "sim_bridge"])
+            probe.wait_for_nodes(["controller", "safety_monitor"], timeout_s=60.0, graph=graph)
+        proc, report = attack(processes, mode, "/exo_a", 120.0, *attack_args)
+        time.sleep(2.0)  # the foreigner discovers the graph first
+        for _, _, _, graph in runs.values():
+            graph.start(["sim_bridge"])
+        deadline = time.monotonic() + 120.0
+
+        def done(joint) -> bool:
+            return bool(joint) and from_time_msg(joint[-1].header.stamp) >= until_s
+
+        while not all(done(joint) for _, _, joint, _ in runs.values()):
+            assert time.monotonic() < deadline, "the graphs did not reach the end in 120 s"
+            for probe, _, _, graph in runs.values():
+                probe.spin_for(0.02)
+                graph.check()
+        sent = finish(proc, report)
+        return {ns: (list(c), list(j)) for ns, (_, c, j, _) in runs.items()}, sent
+    finally:
+        for probe, _, _, _ in runs.values():
+            probe.close()
+
+
+def assert_identical(series: dict, until_s: float, logs: Path) -> None:
+    """The monitors' commands (the probe also sees the foreigner's: they carry no or a forged MAC, or
+    are copies of old ones) and the knee angles of the two graphs are identical."""
+    (ca, ja), (cb, jb) = series.values()
+    a, b = first_per_stamp(c for c in ca if c.request_seq), first_per_stamp(c for c in cb if c.request_seq)
+    common = sorted(t for t in set(a) & set(b) if t < until_s)
+    assert len(common) >= 200, f"only {len(common)} common steps"
+    for t in common:
+        assert (a[t].torque, a[t].source) == (b[t].torque, b[t].source), f"t={t:.2f} s: {a[t]} vs {b[t]}"
+    pa = {from_time_msg(j.header.stamp): j.position[0] for j in ja}
+    pb = {from_time_msg(j.header.stamp): j.position[0] for j in jb}
+    assert max(pa.values()) <= LIMITS.joint_max_angle_rad
+    # the knees too, unless the machine was so loaded that a bridge advanced without its command
+    # (lockstep_timeout_s: it then applies the previous command, attacked or not, and the runs part)
+    timeouts = [ns for ns in ("exo_a", "exo_b") if "advancing with the actuator model" in
+                (logs / ns / "sim_bridge.log").read_text()]
+    if not timeouts:
+        knees = sorted(set(pa) & set(pb))
+        different = [t for t in knees if pa[t] != pb[t]]
+        assert not different, f"the attacked knee moved differently from t={different[0]:.2f} s"
+
+
+def test_a_foreign_torque_command_changes_nothing(processes, ros_domain):
+    """100 N m on torque_command for every step (some stamped 5 s ahead, some with forged MACs)."""
+    series, sent = run_pair(processes, ros_domain, "command", 3.0)  # (the foreigner never sets request_seq)
+    assert sum(sent.values()) >= 100, sent
+    assert_identical(series, 3.0, processes.tmp_path / "logs")
+    log = (processes.tmp_path / "logs" / "exo_a" / "sim_bridge.log").read_text()
+    assert "torque_command refused (unauthenticated" in log and "bad_mac" in log
+
+
+def test_a_recorded_command_played_again_changes_nothing(processes, ros_domain):
+    """The monitor's own signed commands, played again (old sequence numbers) and tampered with."""
+    series, sent = run_pair(processes, ros_domain, "replay", 3.0)
+    assert sent.get("torque_command replayed", 0) >= 100, sent
+    assert_identical(series, 3.0, processes.tmp_path / "logs")
+    log = (processes.tmp_path / "logs" / "exo_a" / "sim_bridge.log").read_text()
+    assert "out_of_sequence" in log
+
+
+def test_spoofed_requests_never_reach_the_knee_and_are_security_events(processes, probe):
+    """Requests with ``source: pid`` stamped for the next step, forged and tampered copies of the controller's."""
+    graph = processes.graph("sim", start=False, controller="pid", level="1", lockstep="true")
+    commands, requests = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.TORQUE_REQUEST)
+    status = probe.subscribe(contract.SAFETY_STATUS)
+    graph.start(["controller", "safety_monitor"])
+    probe.wait_for_nodes(["controller", "safety_monitor"], timeout_s=60.0, graph=graph)
+    proc, report = attack(processes, "request", "/exo", 60.0, "--torque", "-65")
+    time.sleep(2.0)  # the foreigner discovers the graph before the lockstep run starts
+    graph.start(["sim_bridge"])
+    probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
+    probe.wait_for(lambda: len(commands) >= 400, 120.0, "400 commands")
+    sent = finish(proc, report)
+    probe.spin_for(0.5)
+    assert sent.get("torque_request next step", 0) >= 100, sent
+    verifier = MessageVerifier(load_secret(graph.secrets.file("request_key_file")), REQUEST_PURPOSE)
+    genuine = {}
+    for r in sorted(requests, key=lambda r: r.seq):
+        if verifier.check(r.header.stamp.sec * 10**9 + r.header.stamp.nanosec, r.seq, r.joint, r.torque, r.source,
+                          bytes(r.mac)) in (Verdict.OK, Verdict.DUPLICATE):
+            genuine[r.seq] = r
+    passed = [c for c in commands if c.source == "pid"]
+    assert len(passed) >= 0.95 * len(commands), {c.source for c in commands}
+    for c in passed:  # every command the controller's label carries came from one of its own requests
+        assert c.request_seq in genuine and from_time_msg(genuine[c.request_seq].header.stamp) == \
+            from_time_msg(c.header.stamp), c
+        assert c.torque != -65.0
+    last = status[-1]
+    assert last.security_events >= 100 and "torque_request" in last.last_security_event
+    assert all(s.state_name in ("OK", "LIMITING", "SAFE_STOP") for s in status), {s.state_name for s in status}
+
+
+def test_fake_joint_states_give_a_sensor_conflict_and_a_latched_safe_stop(processes, probe):
+    """A second joint_states publisher (0.8 rad) with spoofed 70 N m requests, real-time sim."""
+    graph = processes.graph("sim", controller="pid", level="1", lockstep="false")
+    commands, status, truth = (probe.subscribe(t) for t in (contract.TORQUE_COMMAND, contract.SAFETY_STATUS,
+                                                             contract.SIM_TRUTH))
+    events = probe.subscribe(contract.SAFETY_EVENTS)
+    probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
+    probe.wait_for(lambda: any(c.source == "pid" for c in commands), 60.0, "the controller in charge")
+    proc, report = attack(processes, "joint", "/exo", 60.0, "--torque", "70")
+    probe.wait_for(lambda: status and status[-1].state_name == "SAFE_STOP" and "publishers on joint_states"
+                   in status[-1].reason, 30.0, "a safe stop for the second joint_states publisher")
+    t_stop = from_time_msg(status[-1].header.stamp)
+    probe.spin_for(2.0)
+    sent = finish(proc, report)
+    assert sent.get("joint_states", 0) >= 20, sent
+    states = [s.state_name for s in status]
+    assert "FALLBACK" in states, states  # first the fallback, then the latched stop
+    assert any(e.kind_name == "SECURITY" and "publishers on joint_states" in e.detail for e in events)
+    later = [c for c in commands if from_time_msg(c.header.stamp) > t_stop]
+    assert later and all(c.source == "safe_stop" and abs(c.torque) <= LIMITS.safe_stop_torque_cap_nm for c in later)
+    assert max(m.exo_knee_angle for m in truth) <= LIMITS.joint_max_angle_rad
+    graph.check()
+
+
+def test_a_flood_of_invalid_requests_does_not_crowd_out_the_controller(processes, probe):
+    """1 kHz of NaN, inf, 1e9 N m, stale, future and forged requests next to the PID (lockstep sim).
+
+    Crowding out would show as steps decided without the controller's own answer: on its request
+    deadline, with the previous step's request (a lockstep run never starves, so the *source* alone
+    would not tell). At least 99 % of the steps must pass the controller's request for that very step.
+    """
+    graph = processes.graph("sim", controller="pid", level="1", lockstep="true")
+    commands, requests = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.TORQUE_REQUEST)
+    status = probe.subscribe(contract.SAFETY_STATUS)
+    probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
+    probe.wait_for(lambda: any(c.source == "pid" for c in commands), 60.0, "the controller in charge")
+    proc, report = attack(processes, "flood", "/exo", 6.0, "--rate-hz", "1000")
+    time.sleep(1.0)  # the flood is on
+    start = len(commands)
+    probe.spin_for(4.0)
+    window = commands[start:]
+    sent = finish(proc, report)
+    probe.spin_for(0.5)
+    assert sum(sent.values()) >= 3000, sent  # >= 750 per second reached the wire
+    verifier = MessageVerifier(load_secret(graph.secrets.file("request_key_file")), REQUEST_PURPOSE)
+    answered = {}
+    for r in requests:
+        if verifier.check(r.header.stamp.sec * 10**9 + r.header.stamp.nanosec, r.seq, r.joint, r.torque, r.source,
+                          bytes(r.mac)) in (Verdict.OK, Verdict.DUPLICATE):
+            answered[r.seq] = from_time_msg(r.header.stamp)
+    own = sum(c.source == "pid" and answered.get(c.request_seq) == from_time_msg(c.header.stamp) for c in window)
+    assert len(window) >= 100 and own / len(window) >= 0.99, (len(window), own, {c.source for c in window})
+    assert status[-1].security_events >= 1000
+    graph.check()
+
+
+def test_resetting_is_not_a_network_service_and_needs_the_runs_token(processes, probe):
+    graph = processes.graph("sim", controller="pid", level="1", lockstep="true", record="true",
+                            record_dir=str(processes.tmp_path / "bag"))
+    commands, status = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.SAFETY_STATUS)
+    probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
+    probe.wait_for(lambda: len(commands) >= 50, 60.0, "50 commands")
+    # anyone may stop the knee ...
+    assert probe.call("std_srvs/srv/Trigger", contract.ESTOP_SERVICE).success
+    probe.wait_for(lambda: commands[-1].source == "estop", 10.0, "e-stop commands")
+    # ... but nobody on the network can reset it: the service does not exist
+    with pytest.raises(TimeoutError):
+        probe.call("std_srvs/srv/Trigger", "safety/reset", timeout_s=2.0)
+    # a local client with another token is refused, and that is a security event
+    from exo.security.keys import RunSecrets
+
+    other = RunSecrets.create("/exo", 0, root=processes.tmp_path / "other")
+    (other.folder / "reset.sock").symlink_to(graph.secrets.folder / "reset.sock")
+    ok, message = request_reset(other.folder, "intruder")
+    assert not ok and "wrong reset token" in message
+    probe.spin_for(0.5)
+    assert commands[-1].source == "estop"
+    counters = (status[-1].transitions, status[-1].security_events)
+    assert counters[1] >= 1
+    # the run's own token, as `exo reset` reads it: accepted; the counters stay
+    result = subprocess.run([sys.executable, "-m", "exo.cli.main", "reset", "--run-dir", str(graph.secrets.folder),
+                             "--operator", "test"], capture_output=True, text=True, env={**os.environ, **processes.env},
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cleared e-stop" in result.stdout
+    probe.wait_for(lambda: commands[-1].source == "pid", 10.0, "the controller back in charge")
+    probe.spin_for(0.5)
+    assert status[-1].transitions > counters[0] and status[-1].security_events >= counters[1]
+    graph.stop()
+    from exo.bags.reader import open_session
+
+    events = open_session(processes.tmp_path / "bag").read_all({"/exo/safety/events"})["/exo/safety/events"]
+    kinds = [(e.msg.kind_name, e.msg.origin) for e in events]
+    assert ("ESTOP", "safety/estop") in kinds and ("SECURITY", "local reset") in kinds
+    assert any(k == "RESET" and "exo reset by test" in o for k, o in kinds), kinds
+
+
+def test_a_dead_bridge_is_a_safe_stop_within_a_tenth_of_a_second_in_real_time(processes, probe):
+    graph = processes.graph("sim", controller="pid", level="1", lockstep="false")
+    commands, joint = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.JOINT_STATES)
+    probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
+    probe.wait_for(lambda: sum(c.source == "pid" for c in commands) >= 100, 60.0, "the controller in charge")
+    graph.kill("sim_bridge", signal.SIGKILL)
+    probe.wait_for(lambda: commands[-1].source == "safe_stop", 10.0, "a safe stop")
+    last_sample = from_time_msg(joint[-1].header.stamp)
+    first_stop = next(from_time_msg(c.header.stamp) for c in commands if c.source == "safe_stop"
+                      and from_time_msg(c.header.stamp) > last_sample)
+    # the monitor runs sensor time on by the wall clock after stall_grace_s (0.1 s) of silence
+    assert first_stop - last_sample <= 0.1 + 2 * LIMITS.control_period_s, first_stop - last_sample

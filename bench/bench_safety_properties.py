@@ -7,15 +7,16 @@ example database, so a run depends only on the code and the seed) and ``--hypoth
 A test runs ``round(weight x N)`` examples: ``weight`` is that of its
 ``@settings(max_examples=examples(weight))`` (the monitor's three properties: 1.5, 1.0 and 0.3), ``N``
 is handed to the profile as ``EXO_HYPOTHESIS_EXAMPLES``. By default each file gets the smallest N
-that makes it run ``--target`` examples (100,000: N = 35,715 for the monitor core, 100,000 for a
+that makes it run ``--target`` examples (100,000: N = 35,714 for the monitor core, 100,000 for a
 single guard property of weight 1); the weights are read by a quick ``--collect-only`` first.
 ``--examples N`` gives every file the same N instead.
 
 **Batches.** Hypothesis keeps up to 10,000 recent test cases of a run in memory (with the monitor
-property's 60-period inputs, about 0.15 MB each) plus about 30 kB per example run, so one run of
-54,000 examples would hold about 3 GB. A file's examples are therefore run in batches of at most
-``--batch`` per unit weight (default 5,000: about 1 GB for the largest test), each a fresh pytest
-process with seed ``seed + batch index``: independent hypothesis runs whose examples add up to
+property's 60-period inputs, about 0.15 MB each) plus some 30 kB per example run, so one process
+running the 53,571 examples of that property would hold an estimated 3 GB or more. A file's examples
+are therefore run in batches of at most ``--batch`` per unit weight (default 5,000; measured: 1.4 GB
+peak for the 7,500 examples of the monitor property in one batch), each a fresh pytest process with
+seed ``seed + batch index``: independent hypothesis runs whose examples add up to
 ``round(weight x N)`` per test (within one per batch). After a batch with a failure the bench stops
 (``--keep-going`` runs the remaining batches).
 
@@ -303,10 +304,15 @@ def collect_weights(file: str, keyword: str | None) -> tuple[dict[str, float], i
             int(probe.exit_code or 0), output)
 
 
-def examples_for_target(weights: dict[str, float], target: int) -> int:
+def planned_examples(weights: dict[str, float], n: int, per_batch: int) -> int:
+    """Examples the tests of ``weights`` run with N = ``n`` split in batches (each test rounds per batch)."""
+    return sum(max(1, round(w * nb)) for nb in batch_sizes(n, per_batch) for w in weights.values())
+
+
+def examples_for_target(weights: dict[str, float], target: int, per_batch: int) -> int:
     """The smallest N (examples per unit weight) making the tests of ``weights`` run >= ``target`` in all."""
-    n = max(1, math.ceil(target / max(sum(weights.values()), 1e-9)))
-    while sum(max(1, round(w * n)) for w in weights.values()) < target:
+    n = max(1, math.ceil(target / max(sum(weights.values()), 1e-9)) - 2)
+    while planned_examples(weights, n, per_batch) < target:
         n += 1
     return n
 
@@ -378,10 +384,10 @@ def print_results(tests: list[dict[str, Any]]) -> None:
               f"{rate:7.0f}  {t['outcome']}" + (f", {n_ce} counterexample(s)" if n_ce else ""))
     for t in tests:
         for i, ce in enumerate(t["counterexamples"], 1):
-            print(f"\n--- {t['nodeid']}: counterexample {i} (batch {ce['batch']}, seed {ce['seed']}, "
+            print(f"\n--- {t['nodeid']}: counterexample {i} (batch {ce['batch'] + 1}, seed {ce['seed']}, "
                   f"first failing call {ce['first_failing_call']})\n{ce['text']}\nreproduce: {ce['reproduce']}")
         for e in t["errors"]:
-            print(f"\n--- {t['nodeid']}: error (batch {e['batch']}, seed {e['seed']})\n{e['error']}\n"
+            print(f"\n--- {t['nodeid']}: error (batch {e['batch'] + 1}, seed {e['seed']})\n{e['error']}\n"
                   f"reproduce: {e['reproduce']}")
 
 
@@ -435,15 +441,16 @@ def main() -> int:
         if code != 0:
             print(f"collecting {f} failed (pytest exit code {code}):\n{output}", file=sys.stderr)
             return code
-        n = a.examples if a.examples is not None else examples_for_target(weights, a.target)
+        n = a.examples if a.examples is not None else examples_for_target(weights, a.target, a.batch)
         plan[f] = {"examples_per_weight": n, "weights": weights, "batches": batch_sizes(n, a.batch),
-                   "planned_examples": sum(max(1, round(w * n)) for w in weights.values())}
+                   "planned_examples": planned_examples(weights, n, a.batch)}
     if not plan:
         print("no property test selected", file=sys.stderr)
         return 5
     batches: list[Batch] = []
     for f, p in plan.items():
-        batches += [Batch(len(batches), f, n, seed + len(batches)) for n in p["batches"]]
+        for n in p["batches"]:
+            batches.append(Batch(len(batches), f, n, seed + len(batches)))
     print(f"seed {seed}, load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; {len(batches)} batch(es):")
     for f, p in plan.items():
         print(f"  {f}: N = {p['examples_per_weight']:,} per unit weight (weights "

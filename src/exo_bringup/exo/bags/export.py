@@ -143,10 +143,16 @@ def rewrite_session(session: Session, out_dir: Path | str) -> Path:
     from dataclasses import replace
 
     from exo import contract
+    from exo.bags.typestore import typestore_with
     from exo.bags.writer import BagWriter
 
     meta = replace(session.metadata, extra={**session.metadata.extra, "rewritten_from": str(session.path)})
-    with BagWriter(out_dir, meta, namespace=meta.namespace or contract.DEFAULT_NAMESPACE, flush_period_s=0.0) as w:
+    # a first pass over the bag (bounded memory) makes the session know every definition the bag embeds,
+    # which the copy must keep
+    for _ in session.messages():
+        pass
+    with BagWriter(out_dir, meta, namespace=meta.namespace or contract.DEFAULT_NAMESPACE, flush_period_s=0.0,
+                   typestore=typestore_with(session.typestore)) as w:
         for m in session.messages(keep_raw=True):
             w.add_topic(m.topic, m.msgtype, contract.LATEST_RELIABLE)  # no-op for the contract's topics
             w.write(m.topic, m.msgtype, m.log_time_ns, m.raw)

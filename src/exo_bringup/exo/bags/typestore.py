@@ -48,3 +48,19 @@ def exo_typestore() -> Typestore:
         types.update(get_types_from_msg(path.read_text(), f"{EXO_MSGS}/msg/{path.stem}"))
     store.register(types)
     return store
+
+
+def typestore_with(recorded: Typestore) -> Typestore:
+    """Kilted's types plus exo_msgs, where ``recorded`` (a bag's embedded definitions) takes precedence.
+
+    Rewriting a bag (``exo export --format mcap``) copies its CDR bytes, which were serialised with
+    the definitions the bag embeds: an older bag's ``exo_msgs/TorqueCommand`` must stay the older
+    definition in the copy, or it no longer decodes. Types the bag does not embed come from the
+    build (every contract topic is declared in every bag).
+    """
+    store = get_typestore(Stores.ROS2_KILTED)
+    current = exo_typestore()
+    types = {name: defs for name, defs in current.fielddefs.items() if name.startswith(EXO_MSGS + "/")}
+    types.update({name: defs for name, defs in recorded.fielddefs.items() if name not in store.fielddefs})
+    store.register(types)
+    return store

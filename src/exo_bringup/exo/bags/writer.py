@@ -29,6 +29,7 @@ from pathlib import Path
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.rosbag2.errors import WriterError
+from rosbags.typesys.store import Typestore
 
 from exo import contract
 from exo.bags.typestore import exo_typestore
@@ -143,7 +144,8 @@ class BagWriter:
 
     def __init__(self, path: Path | str, metadata: SessionMetadata | None = None, *, split_size_bytes: int = 0,
                  split_duration_s: float = 0.0, flush_period_s: float = 0.5,
-                 namespace: str = contract.DEFAULT_NAMESPACE, compress: bool = True) -> None:
+                 namespace: str = contract.DEFAULT_NAMESPACE, compress: bool = True,
+                 typestore: Typestore | None = None) -> None:
         self.path = Path(path)
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise FileExistsError(f"bag folder {self.path} exists and is not empty; choose a new one")
@@ -154,7 +156,8 @@ class BagWriter:
         self.split_duration_s = split_duration_s
         self.flush_period_s = flush_period_s
         self.compress = compress
-        self.typestore = exo_typestore()
+        # the definitions embedded per type: the build's own, or (rewriting a bag) the bag's (typestore_with)
+        self.typestore = typestore if typestore is not None else exo_typestore()
         self.topics = contract_topics(namespace)
         self.bags: list[Path] = []
         self.message_count = 0

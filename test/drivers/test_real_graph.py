@@ -269,13 +269,12 @@ def test_a_foreign_torque_command_never_reaches_the_emulated_motor(rig_factory, 
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     rig = rig_factory()
     rig.probe.wait_for(lambda: len(rig.joint) > 50, 30.0, "the control loop running")
     report = processes.tmp_path / "foreign.json"
-    foreign = Path(__file__).parents[1] / "security" / "foreign_node.py"
-    proc = subprocess.Popen([sys.executable, str(foreign), "command", "--duration", "4", "--report", str(report)],
+    proc = subprocess.Popen([sys.executable, "-m", "exo.testing.foreign_node", "command", "--duration", "4",
+                             "--report", str(report)],
                             env={**os.environ, **processes.env}, start_new_session=True)
     processes.children.append(proc)
     start = len(rig.joint)
@@ -290,3 +289,22 @@ def test_a_foreign_torque_command_never_reaches_the_emulated_motor(rig_factory, 
     refused = int(diag.get("refused_commands", "0"))
     assert refused >= 100 and int(diag.get("refused_commands.unauthenticated", "0")) > 0, diag
     assert {c.source for c in rig.commands if c.mac} <= {"pid", "safe_stop"}
+
+
+def test_on_the_rig_only_the_reset_button_resets_a_latched_e_stop(rig_factory):
+    """Real mode: the reset is a physical input (the emulated rig's button file, as a GPIO line on hardware);
+    the token socket is not even open, and no reset service exists on the network."""
+    from exo.security.reset import request_reset
+
+    rig = rig_factory()
+    rig.probe.wait_for(lambda: sum(c.source == "pid" for c in rig.commands) > 20, 30.0, "the PID in charge")
+    assert rig.probe.call("std_srvs/srv/Trigger", contract.ESTOP_SERVICE).success
+    rig.probe.wait_for(lambda: rig.commands[-1].source == "estop", 10.0, "e-stop commands")
+    with pytest.raises(OSError):
+        request_reset(rig.graph.secrets.folder, "test")  # no socket: the button is the only input
+    rig.run_for(0.5)
+    assert rig.commands[-1].source == "estop"
+    rig.emulator.reset_button.write_text("1\n")  # press ...
+    rig.run_for(0.3)
+    rig.emulator.reset_button.write_text("0\n")  # ... and release
+    rig.probe.wait_for(lambda: rig.commands[-1].source == "pid", 10.0, "the controller back after the button")

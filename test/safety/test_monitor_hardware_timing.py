@@ -39,10 +39,10 @@ class FakeDevices:
     """The probe plays the drivers and the controller towards a lone safety_monitor node."""
 
     def __init__(self, processes, probe, **arguments) -> None:
-        # use_sim_time with a paced source (lockstep): the node's wall-clock allowances become the simulation's
-        # (request deadline 2 s, stall grace 3 s), so a busy test machine delaying this probe cannot be mistaken
-        # for a late controller
-        graph = processes.graph("real", only=("safety_monitor",), use_sim_time="true", lockstep="true", **arguments)
+        # use_sim_time (with the monitor's default paced_source): the node's wall-clock allowances become the
+        # simulation's (request deadline 2 s, stall grace 3 s), so a busy test machine delaying this probe cannot
+        # be mistaken for a late controller
+        graph = processes.graph("real", only=("safety_monitor",), use_sim_time="true", **arguments)
         self.probe = probe
         self.commands = probe.subscribe(contract.TORQUE_COMMAND)
         self.status = probe.subscribe(contract.SAFETY_STATUS)

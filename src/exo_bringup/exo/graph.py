@@ -116,7 +116,11 @@ class NodeSpec:
         module: python module whose ``main()`` runs the node (used by the pip runner).
         modes: modes the node runs in.
         param_files: files under ``config/`` with the node's parameters (``/**`` or node-name keys).
-        arg_params: ROS parameter name -> launch argument that sets it.
+        arg_params: ROS parameter name -> launch argument that sets it (the node brings the argument
+            into every mode it runs in).
+        follows: ROS parameter name -> launch argument of *another* node that also sets it, in the
+            modes where that argument exists (elsewhere the parameter keeps its file default). Use
+            :meth:`parameters_from`.
         required: the graph cannot work without it; if it dies the runner stops everything.
         enabled_by: name of a bool launch argument that switches the node on (``record:=true``,
             ``intent:=false``); ``None`` = always on in its modes. Optional nodes are declared
@@ -134,10 +138,17 @@ class NodeSpec:
     modes: frozenset[str]
     param_files: tuple[str, ...] = ()
     arg_params: dict[str, str] = field(default_factory=dict)
+    follows: dict[str, str] = field(default_factory=dict)
     required: bool = True
     enabled_by: str | None = None
     mode_defaults: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
+
+    def parameters_from(self, args: dict[str, object]) -> dict[str, object]:
+        """``{parameter: value}`` the resolved launch ``args`` of a mode set on this node."""
+        out = {param: args[arg] for param, arg in self.arg_params.items()}
+        out.update({param: args[arg] for param, arg in self.follows.items() if arg in args})
+        return out
 
 
 #: Every node of the graph, in start order (consumers before producers so none misses data).
@@ -159,9 +170,8 @@ NODES: tuple[NodeSpec, ...] = (
         module="exo.nodes.safety_monitor",
         modes=frozenset(MODES),
         param_files=("safety.yaml", "safety_monitor.yaml"),
-        # a lockstep source pauses while it waits for a command; a free-running one that pauses is dead
-        arg_params={"paced_source": "lockstep"},
-        mode_defaults={"real": {"lockstep": "false"}},
+        # a lockstep sim bridge pauses while it waits for a command; a free-running one that pauses is dead
+        follows={"paced_source": "lockstep"},
         secrets=("command_key_file", "request_key_file", "reset_token_file"),
     ),
     NodeSpec(

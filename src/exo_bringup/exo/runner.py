@@ -43,8 +43,8 @@ def ros_arguments(spec: NodeSpec, args: Mapping[str, object], config_dir: Path |
         out += ["--params-file", str(config_dir / name)]
     if args.get("params_file"):
         out += ["--params-file", str(args["params_file"])]
-    for param, arg in spec.arg_params.items():
-        out += ["-p", f"{param}:={_param_text(args[arg])}"]
+    for param, value in spec.parameters_from(dict(args)).items():
+        out += ["-p", f"{param}:={_param_text(value)}"]
     out += ["-p", f"use_sim_time:={_param_text(args['use_sim_time'])}"]
     if secrets is not None:
         for param, path in secrets.parameters(spec.secrets).items():

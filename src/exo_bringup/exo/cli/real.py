@@ -117,7 +117,8 @@ def real(
         if emulator is not None:
             emulator.start()
             prioritise([emulator.process.pid], realtime + 10 if realtime else 0)  # the "hardware" first
-            console.print(f"  [green]emulated rig[/] {emulator.ports} CAN udp_multicast port {emulator.can_port}")
+            console.print(f"  [green]emulated rig[/] {emulator.ports} CAN udp_multicast port {emulator.can_port}; "
+                          f"reset button: exo reset --button {emulator.reset_button}")
         monitor = SimMonitor(domain, runner.namespace, events=True)  # the cheaper executor: it runs next to the graph
         t0 = time.monotonic()
 

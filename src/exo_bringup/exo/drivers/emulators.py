@@ -483,6 +483,9 @@ class EmulatorProcess:
         self.params_file = self.folder / "emulated_devices.yaml"
         self.log_path = self.folder / "emulated_rig.log"
         self.timing_path = self.folder / "emulated_rig_timing.json"
+        #: the rig's reset button: the file the safety monitor polls as it polls the GPIO line of the real
+        #: one (reads 1 while pressed; ``exo reset --button FILE`` presses it)
+        self.reset_button = self.folder / "reset_button"
         self.process = None
         self.ports: dict[str, str] = {}
 
@@ -519,7 +522,9 @@ class EmulatorProcess:
             "actuator_driver": {"can_interface": "udp_multicast", "can_channel": info["can_channel"],
                                 "can_port": self.can_port, "model": self.motor_model},
             **{node: {"port": self.ports[device]} for device, node in DRIVER_OF.items()},
+            "safety_monitor": {"reset_button_path": str(self.reset_button)},
         }
+        self.reset_button.write_text("0\n")
         if self.timing_file is not None:  # the emulation host's timing tolerances (config/emulate.yaml)
             for key, entry in (yaml.safe_load(Path(self.timing_file).read_text()) or {}).items():
                 params.setdefault(key.rsplit("/", 1)[-1], {}).update(entry["ros__parameters"])

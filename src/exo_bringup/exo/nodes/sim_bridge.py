@@ -26,14 +26,15 @@ Timing modes:
 :class:`exo.safety.actuator_guard.ActuatorGuard`, the same core as the hardware actuator driver's:
 only the safety monitor's authenticated commands (the run's command key), in sequence, not from the
 future and not late, limited again by the guard's own copy of the user cap, slew rate and hard range
-of motion (``config/actuator_guard.yaml``); anything else is refused, counted and logged, and changes
-nothing (not even the lockstep pacing).
+of motion (``config/actuator_guard.yaml``); anything else is refused, counted (``/diagnostics`` at 1 Hz,
+and a summary line at shutdown) and logged, and changes nothing (not even the lockstep pacing).
 """
 
 from __future__ import annotations
 
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -101,8 +102,10 @@ class SimBridge(Node):
         self.create_subscription(TorqueCommand, contract.TORQUE_COMMAND.name, self._on_command,
                                  qos_profile(contract.TORQUE_COMMAND, reader=True))
         self.create_service(Trigger, contract.SIM_RESET_SERVICE, self._on_reset)
+        self.pub_diag = pub(contract.DIAGNOSTICS_TOPIC)
 
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
         self._reset_trial()
         if self.p["lockstep"]:
             self.awaiting_since = time.monotonic()
@@ -258,6 +261,30 @@ class SimBridge(Node):
         joint = convert.joint_state_msg(m)
         joint.header.stamp = convert.to_time_msg(t)
         self.pub_joint.publish(joint)
+
+
+    # --- reporting -------------------------------------------------------
+    def _guard_counts(self) -> dict[str, str]:
+        g = self.guard
+        return {"accepted_commands": str(g.accepted), "refused_commands": str(g.refused_total()),
+                **{f"refused_commands.{k}": str(v) for k, v in sorted(g.refused.items())},
+                "applied_torque_nm": f"{g.applied_torque_nm:.4f}", "lockstep_timeouts": str(self.lockstep_timeouts)}
+
+    def _publish_diagnostics(self) -> None:
+        refused = self.guard.refused_total()
+        status = DiagnosticStatus(level=DiagnosticStatus.WARN if refused else DiagnosticStatus.OK,
+                                  name=f"{self.get_namespace().rstrip('/')}/{self.get_name()}",
+                                  message=f"{refused} torque_command(s) refused" if refused else "ok",
+                                  hardware_id="digital_twin",
+                                  values=[KeyValue(key=k, value=v) for k, v in self._guard_counts().items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+    def on_shutdown(self) -> None:
+        """One summary line of the actuator guard (node_main calls it on SIGINT/SIGTERM)."""
+        counts = self._guard_counts()
+        self.get_logger().info("actuator guard: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 def main(args: list[str] | None = None) -> None:

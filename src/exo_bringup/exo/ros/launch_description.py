@@ -45,7 +45,7 @@ def graph_launch_description(mode: str):
             parameters: list = [str(config_dir / f) for f in spec.param_files]
             if args["params_file"]:
                 parameters.append(str(args["params_file"]))
-            overrides = {param: args[arg] for param, arg in spec.arg_params.items()}
+            overrides = spec.parameters_from(args)
             overrides["use_sim_time"] = args["use_sim_time"]
             overrides.update(secrets.parameters(spec.secrets))
             parameters.append(overrides)

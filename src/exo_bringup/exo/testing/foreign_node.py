@@ -1,7 +1,9 @@
 """A hostile or faulty participant on the graph's DDS domain: a separate rclpy process, no keys.
 
-Run by the tests of this folder (``python foreign_node.py MODE --namespace /exo --duration 5``);
-it writes what it sent to ``--report`` (JSON) so that a test can check the attack really ran.
+Run by the security tests and ``bench/bench_security.py``
+(``python -m exo.testing.foreign_node MODE --namespace /exo --duration 5``); it writes what it sent
+to ``--report`` (JSON) so that a test can check the attack really ran. Test tooling: production
+code never imports it.
 
 Modes (the rows of the security review):
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from exo import contract
 from exo.ros.convert import from_time_msg, stamp_ns
 from exo.runner import GraphRunner
-from exo.security import REQUEST_PURPOSE, MessageVerifier, Verdict
+from exo.security import COMMAND_PURPOSE, REQUEST_PURPOSE, MessageVerifier, Verdict, sign
 from exo.security.keys import load_secret
 from exo.testing import ros_env
 from exo.testing.probe import RosProbe
@@ -79,11 +79,14 @@ def run(scenario: str, duration_s: float, rate_hz: float, domain: int, logs: Pat
             if verifier.check(stamp_ns(r.header.stamp), r.seq, r.joint, r.torque, r.source, bytes(r.mac)) in (
                     Verdict.OK, Verdict.DUPLICATE):
                 answered[r.seq] = from_time_msg(r.header.stamp)
-        monitor_cmds = [c for c in window if c.mac]
+        command_key = load_secret(graph.secrets.file("command_key_file"))
+        monitor_cmds = [c for c in window if bytes(c.mac) == sign(command_key, COMMAND_PURPOSE, stamp_ns(c.header.stamp),
+                                                                  c.seq, c.joint, c.torque, c.source)]
         n = max(1, len(monitor_cmds))
         return {
             "scenario": scenario,
             "commands_per_s": len(monitor_cmds) / duration_s,
+            "foreign_commands_seen": len(window) - len(monitor_cmds),
             "pid_share": sum(c.source == "pid" for c in monitor_cmds) / n,
             "own_answer_share": sum(c.source == "pid" and answered.get(c.request_seq) == from_time_msg(c.header.stamp)
                                     for c in monitor_cmds) / n,

@@ -83,6 +83,7 @@ class ActuatorDriver(Node):
                 angle_min_rad=p["angle_min_rad"], angle_max_rad=p["angle_max_rad"]))
         except ValueError as exc:
             raise ParameterError(str(exc)) from None
+        self.refusal_log = trust.LogThrottle(1.0)  # a flood of foreign commands costs one check each
         self.guard = trust.make_guard(p, contract.KNEE_JOINT)
         self._lock = threading.Lock()  # the guard is fed from the executor (commands) and the CAN reader (angles)
         from exo.drivers.emulators import open_can_bus
@@ -138,10 +139,9 @@ class ActuatorDriver(Node):
     def _on_command(self, msg: TorqueCommand) -> None:
         with self._lock:
             refused = trust.apply_command(self.guard, self._now_s(), msg)
-        if refused is not None:
+        if refused is not None and self.refusal_log.due(time.monotonic()):
             self.get_logger().warning(
-                f"torque_command refused ({refused}; {self.guard.refused_total()} so far): {self.guard.last_refusal}",
-                throttle_duration_sec=1.0)
+                f"torque_command refused ({refused}; {self.guard.refused_total()} so far): {self.guard.last_refusal}")
 
     def _tick(self) -> None:
         if self._startup_frames:  # first tick: enter motor mode (set zero), zero torque; the loop follows at once

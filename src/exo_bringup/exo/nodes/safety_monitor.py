@@ -313,11 +313,10 @@ class SafetyMonitorNode(Node):
         verdict = trust.check_message(self.request_verifier, msg)
         if verdict not in (Verdict.OK, Verdict.DUPLICATE):
             # not the controller's: never reaches the core, never counts as the step's answer
-            self.core.security_event(contract.TORQUE_REQUEST.name, f"{verdict.value} request (source "
-                                     f"{msg.source[:32]!r}, seq {msg.seq})")
-            self.get_logger().warning(f"security: {verdict.value} torque_request refused (source {msg.source[:32]!r}; "
-                                      f"{self.core.security_events} security event(s) so far)",
-                                      throttle_duration_sec=1.0)
+            # counted at once; logged and published as an event at most once a second per kind (the core
+            # aggregates): a flood must cost the monitor as little as possible (rclpy's throttled logging
+            # inspects the stack on every call)
+            self.core.security_event(contract.TORQUE_REQUEST.name, f"{verdict.value} request")
             self._publish_events()
             return
         t = convert.from_time_msg(msg.header.stamp)
@@ -472,8 +471,8 @@ class SafetyMonitorNode(Node):
                               kind=EVENT_KINDS[event.kind], kind_name=event.kind, detail=event.detail,
                               origin=event.origin, count=event.count)
             self.pub_events.publish(msg)
-            if event.kind != "SECURITY" or event.count <= 1:
-                self.get_logger().warning(f"event {event.kind} ({event.origin}): {event.detail}")
+            self.get_logger().warning(f"event {event.kind} ({event.origin}): {event.detail} "
+                                      f"({event.count} {event.kind.lower()} event(s) so far)")
 
     def _publish_diagnostics(self) -> None:
         st = self.core.status()

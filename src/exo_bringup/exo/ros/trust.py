@@ -85,3 +85,19 @@ def apply_command(guard: ActuatorGuard, now_s: float, msg) -> str | None:
     """Hand a received torque_command to the guard; None if accepted, else the refusal reason."""
     return guard.on_command(now_s, stamp_ns(msg.header.stamp), int(msg.seq), msg.joint, float(msg.torque),
                             msg.source, mac_of(msg))
+
+
+class LogThrottle:
+    """At most one log line per ``period_s`` (wall clock), decided without rclpy's throttled logging, which
+    inspects the caller's stack on every call: too slow for a message flood."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._last = -float("inf")
+
+    def due(self, now_s: float) -> bool:
+        """True (and restart the period) if a line may be logged at ``now_s``."""
+        if now_s - self._last < self.period_s:
+            return False
+        self._last = now_s
+        return True

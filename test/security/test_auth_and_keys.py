@@ -114,3 +114,20 @@ def test_the_reset_button_counts_a_press_on_the_release_to_pressed_edge(tmp_path
     assert button.poll() and not button.poll()
     os.remove(line)
     assert not button.poll() and button.read_errors == 1
+
+
+def test_the_runner_hands_each_node_only_its_own_secrets(tmp_path, monkeypatch):
+    from exo.runner import GraphRunner
+
+    monkeypatch.setenv("EXO_RUN_ROOT", str(tmp_path / "runs"))
+    runner = GraphRunner("sim", {"enclave_prefix": "/exo"}, log_dir=tmp_path / "logs")
+    given = {n.name: {a.split(":=")[0] for a in n.command if a.endswith((".key", ".token"))} for n in runner.nodes}
+    assert given == {"safety_monitor": {"command_key_file", "request_key_file", "reset_token_file"},
+                     "controller": {"request_key_file"}, "sim_bridge": {"command_key_file"}}
+    for node in runner.nodes:  # SROS2: every node in its own enclave
+        i = node.command.index("--enclave")
+        assert node.command[i + 1] == f"/exo/{node.name}"
+    folder = runner.secrets.folder
+    assert folder.parent == tmp_path / "runs" and folder.is_dir()
+    runner.stop()  # nothing started: the run's secrets are removed all the same
+    assert not folder.exists()

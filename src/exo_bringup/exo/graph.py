@@ -67,6 +67,10 @@ LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
         "", "Extra ROS parameter file applied on top of config/*.yaml (node-name keys or /**)."
     ),
     "log_level": LaunchArgument("info", "Log level of every node.", str, ("debug", "info", "warn", "error")),
+    "enclave_prefix": LaunchArgument(
+        "", "SROS2 (full ROS 2 installs with DDS-Security): each node runs in the enclave <prefix>/<node name> "
+        "(e.g. /exo gives /exo/safety_monitor); empty = no enclave. See docs/safety.md."
+    ),
     "twin": LaunchArgument("reduced", "Digital twin the sim bridge runs.", str, ("reduced", "full")),
     "level": LaunchArgument(
         "1", "Modified Ashworth spasticity level of the simulated subject.", int, ("0", "1", "2", "3")
@@ -271,7 +275,7 @@ def arguments_for(mode: str) -> dict[str, LaunchArgument]:
 
     Defaults are the mode's own where a node of the mode declares one (``mode_defaults``).
     """
-    common = ("namespace", "use_sim_time", "params_file", "log_level")
+    common = ("namespace", "use_sim_time", "params_file", "log_level", "enclave_prefix")
     nodes = nodes_for(mode)
     used = {arg for n in nodes for arg in n.arg_params.values()}
     used |= {n.enabled_by for n in nodes if n.enabled_by}

@@ -50,6 +50,8 @@ def ros_arguments(spec: NodeSpec, args: Mapping[str, object], config_dir: Path |
         for param, path in secrets.parameters(spec.secrets).items():
             out += ["-p", f"{param}:={path}"]
     out += ["--log-level", str(args["log_level"])]
+    if args.get("enclave_prefix"):
+        out += ["--enclave", f"{str(args['enclave_prefix']).rstrip('/')}/{spec.name}"]
     return out
 
 

@@ -57,6 +57,8 @@ def graph_launch_description(mode: str):
                     namespace=str(args["namespace"]),
                     parameters=parameters,
                     arguments=["--ros-args", "--log-level", str(args["log_level"])],
+                    ros_arguments=(["--enclave", f"{str(args['enclave_prefix']).rstrip('/')}/{spec.name}"]
+                                   if args["enclave_prefix"] else None),
                     output="screen",
                     emulate_tty=True,
                     on_exit=Shutdown(reason=f"required node {spec.name} exited") if spec.required else None,

@@ -110,32 +110,32 @@ class ForeignNode(Node):
             stamp = t + 5.0 if n % 10 == 9 else t
             forged = self._forged() if n % 2 else b""
             self.pub_cmd.publish(self._msg(stamp, self.args.torque, "pid", forged))
-            self._count("torque_command" + (" forged" if forged else ""))
+            self._count("command" + (" forged" if forged else ""))
         else:  # request: stamped for the next step, and tampered copies of the controller's own
             self.pub_req.publish(self._msg(t + 0.01, self.args.torque))
-            self._count("torque_request next step")
+            self._count("request next step")
             self.pub_req.publish(self._msg(t, self.args.torque, "pid", self._forged()))
-            self._count("torque_request forged")
+            self._count("request forged")
             if self.genuine:
                 last = self.genuine[-1]
                 copy = self._msg(from_time_msg(last.header.stamp) + 0.01, self.args.torque, last.source,
                                  bytes(last.mac))
                 copy.seq = last.seq + 1
                 self.pub_req.publish(copy)
-                self._count("torque_request tampered copy")
+                self._count("request tampered copy")
                 self.pub_req.publish(last)  # the genuine message again: a duplicate, harmless
-                self._count("torque_request duplicate")
+                self._count("request duplicate")
 
     def _replay(self) -> None:
         if time.monotonic() - self.started < 0.5 or len(self.genuine) < 10:
             return
         msg = self.genuine[self.rng.randrange(len(self.genuine) - 5)]  # not the newest: old sequence numbers
         self.pub_cmd.publish(msg)
-        self._count("torque_command replayed")
+        self._count("command replayed")
         tampered = self._msg(from_time_msg(msg.header.stamp), 100.0, msg.source, bytes(msg.mac))
         tampered.seq = msg.seq + 10**6
         self.pub_cmd.publish(tampered)
-        self._count("torque_command tampered")
+        self._count("command tampered")
 
     def _spoof_joint(self) -> None:
         if self.latest_t is None:
@@ -143,9 +143,9 @@ class ForeignNode(Node):
         js = JointState(name=[contract.KNEE_JOINT], position=[self.args.angle], velocity=[0.0], effort=[0.0])
         js.header.stamp = to_time_msg(self.latest_t)
         self.pub_joint.publish(js)
-        self._count("joint_states")
+        self._count("joint sample")
         self.pub_req.publish(self._msg(self.latest_t, self.args.torque))
-        self._count("torque_request")
+        self._count("request")
 
     def _flood(self) -> None:
         t = self.latest_t if self.latest_t is not None else 0.0

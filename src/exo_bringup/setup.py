@@ -38,6 +38,8 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/urdf", glob("urdf/*")),
         (f"share/{PACKAGE}/models/intent/lstm-reduced", glob("models/intent/lstm-reduced/*")),
+        # the committed SAC policies (the controller's default is one of them)
+        *[(f"share/{PACKAGE}/{folder}", glob(f"{folder}/*")) for folder in sorted(glob("models/sac-*"))],
     ],
     install_requires=["setuptools"],
     zip_safe=True,

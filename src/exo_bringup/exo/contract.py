@@ -149,8 +149,8 @@ FOOT_PRESSURE = Topic(
 INTERACTION_THIGH = Topic(
     "interaction/thigh", "geometry_msgs/msg/WrenchStamped", SENSOR_DATA, DEFAULT_CONTROL_RATE_HZ,
     Kind.SENSOR,
-    "Thigh strap load: force N and torque N m in frame thigh_strap; torque.z is the "
-    "interaction torque about the knee axis (+ = flexing the human knee).",
+    "Thigh strap load: force N and torque N m in frame thigh_strap (+y = the knee's flexion axis); "
+    "torque.y is the interaction torque about the knee axis (+ = flexing the human knee).",
 )
 INTERACTION_SHANK = Topic(
     "interaction/shank", "geometry_msgs/msg/WrenchStamped", SENSOR_DATA, DEFAULT_CONTROL_RATE_HZ,

@@ -104,14 +104,3 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
             out[name] = value
     return out
 
-
-def unflatten(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`flatten`."""
-    out: dict[str, Any] = {}
-    for name, value in params.items():
-        parts = name.split(".")
-        cursor = out
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = value
-    return out

@@ -52,8 +52,10 @@ Backend = Literal["numpy", "onnx"]
 
 #: Names of the files of an exported policy folder.
 NPZ_NAME, ONNX_NAME, TORCHSCRIPT_NAME, CARD_NAME = "policy.npz", "policy.onnx", "policy.pt", "policy.json"
-#: Folder under :func:`exo.paths.models_dir` used when ``policy`` is empty.
-DEFAULT_POLICY_NAME = "sac"
+#: Folder under :func:`exo.paths.models_dir` used when ``policy`` is empty: the best committed policy
+#: (docs/results.md: the residual SAC with a hard 85 N m limit, the only one within the paper's peak
+#: margin at every spasticity level).
+DEFAULT_POLICY_NAME = "sac-residual-limited-reduced"
 #: Version of the policy.npz layout written by :mod:`exo.learn.export`.
 NPZ_FORMAT_VERSION = 1
 #: Default action scaling: env action = torque / 100 N m.
@@ -151,8 +153,7 @@ def resolve_policy_path(policy: str | Path, backend: Backend = "numpy") -> Path:
     if not str(policy):
         from exo.paths import models_dir, repo_root
 
-        # models/ of the install; in a git checkout also the top-level models/ (where
-        # `exo export-policy --out models/sac` run from the repository root writes)
+        # models/ of the install; in a git checkout also the top-level models/
         candidates = [models_dir() / DEFAULT_POLICY_NAME]
         root = repo_root()
         if root is not None:
@@ -188,7 +189,7 @@ class SacController:
 
     Args:
         policy: an exported policy folder (``exo export-policy --out``), or its
-            ``policy.npz``/``policy.onnx``; "" = ``models/sac`` of the install.
+            ``policy.npz``/``policy.onnx``; "" = the best committed policy (``DEFAULT_POLICY_NAME``).
         torque_limit_nm: output clip, N m (> 0; the motor's 100 N m by default).
         backend: "numpy" (default; numpy + scipy only) or "onnx" (onnxruntime).
 

@@ -289,6 +289,14 @@ def write_policy(
     return card
 
 
+def _portable_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (cards name no machine's folders)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path, which: str = "best", evaluate: bool = True) -> dict[str, Any]:
     """Export the ``which`` model ("best", "final" or "latest" checkpoint) of a training run folder.
 
@@ -312,7 +320,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, which: str = "best", ev
     training = {
         "algo": "sac",
         "library": record.get("versions", {}).get("stable_baselines3"),
-        "run_dir": str(Path(run_dir).resolve()),
+        "run_dir": _portable_path(Path(run_dir)),
         "model": str(model_path),
         "which": which,
         "twin": record["twin"],

@@ -121,7 +121,9 @@ class ControllerNode(Node):
                                      qos_profile(contract.INTENT))
         self.create_timer(max(self.p["sync_timeout_s"], 0.001), self._sync_watch,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(f"controller={name} {kwargs} target={self.p['target_knee_angle_rad']:.3f} rad")
+        policy = getattr(self.controller, "policy_path", None)  # learned controllers: the file actually loaded
+        self.get_logger().info(f"controller={name} {kwargs} target={self.p['target_knee_angle_rad']:.3f} rad"
+                               + (f" policy={policy}" if policy is not None else ""))
 
     # --- inputs ------------------------------------------------------------------
     def _store(self, key: str, sync: bool = True):

@@ -132,7 +132,7 @@ def test_actuator_and_emulated_motor_over_python_can_virtual_bus():
     """The driver core and the emulated motor exchange real CAN frames on python-can's virtual bus."""
     import can
 
-    from exo.drivers.emulators import AkMotorEmulator, MotorPlant
+    from exo.emulation.devices import AkMotorEmulator, MotorPlant
 
     channel = "exo-test-ak"
     host = can.Bus(interface="virtual", channel=channel)

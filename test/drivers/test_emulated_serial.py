@@ -7,8 +7,8 @@ import time
 import pytest
 
 from exo.drivers import foot_pressure, witmotion
-from exo.drivers.emulators import Fault, PtyDevice
 from exo.drivers.serial_link import open_serial
+from exo.emulation.devices import Fault, PtyDevice
 
 
 def _read_for(port, seconds: float) -> bytes:
@@ -58,7 +58,7 @@ def test_emulated_rig_streams_valid_imu_frames_and_injects_garbage():
     """The rig (reduced twin behind the devices) writes real WitMotion frames; a garbage fault corrupts some."""
     import can
 
-    from exo.drivers.emulators import EmulatedRig
+    from exo.emulation.devices import EmulatedRig
 
     bus = can.Bus(interface="virtual", channel="exo-test-rig")
     rig = EmulatedRig(can_bus=bus, faults=(Fault("imu_shank", "garbage", 0.0),))

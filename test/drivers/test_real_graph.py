@@ -18,7 +18,7 @@ import pytest
 
 from exo import contract
 from exo.cli.real import ACTUATOR
-from exo.drivers.emulators import EmulatorProcess
+from exo.emulation.devices import EmulatorProcess
 from exo.params import load_node_parameters
 from exo.paths import config_file
 from exo.priority import raise_priority

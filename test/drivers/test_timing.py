@@ -33,7 +33,7 @@ def test_the_rigs_step_log_gives_lateness_stats_over_a_window():
 
     import can
 
-    from exo.drivers.emulators import EmulatedRig, lateness_stats
+    from exo.emulation.devices import EmulatedRig, lateness_stats
 
     rig = EmulatedRig(can_bus=can.Bus(interface="virtual", channel="exo-test-timing"))
     try:
@@ -55,7 +55,7 @@ def test_the_rigs_step_log_gives_lateness_stats_over_a_window():
 
 
 def test_lateness_stats_count_steps_later_than_a_period_and_than_50_ms():
-    from exo.drivers.emulators import lateness_stats
+    from exo.emulation.devices import lateness_stats
 
     timing = {"period_ms": 10.0, "start_s": [0.0, 0.01, 0.02, 0.03, 0.04], "late_ms": [0.1, 12.0, 60.0, 0.2, 0.3]}
     stats = lateness_stats(timing)

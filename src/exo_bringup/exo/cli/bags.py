@@ -38,7 +38,7 @@ def _escape(text: object) -> str:
 
 
 def _ros_env(domain_id: int, log_dir: Path) -> tuple[int, dict[str, str]]:
-    from exo.testing.ros_env import ros_environment
+    from exo.ros.environment import ros_environment
 
     domain = domain_id if domain_id >= 0 else int(os.environ.get("ROS_DOMAIN_ID", "0"))
     env = ros_environment(domain, Path(os.environ.get("ROS_LOG_DIR", log_dir / "ros")))
@@ -104,7 +104,7 @@ def record(
 
 def wait_for_recorder(runner, env: dict[str, str], timeout_s: float) -> None:
     """Wait until the recorder node is in the ROS graph (``--duration`` counts from then)."""
-    from exo.testing.probe import RosProbe
+    from exo.ros.probe import RosProbe
 
     probe = RosProbe(int(env["ROS_DOMAIN_ID"]), runner.namespace, name="exo_record_watch")
     ns = "/" + runner.namespace.strip("/") if runner.namespace.strip("/") else "/"

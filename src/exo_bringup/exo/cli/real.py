@@ -3,7 +3,7 @@
 The pip install's equivalent of ``ros2 launch exo_bringup real.launch.py``: the same
 nodes, parameters and arguments (from :mod:`exo.graph`, mode ``real``): the actuator,
 IMU, EMG and foot-pressure drivers, the controller and the safety monitor, one OS process
-each. ``--emulate`` first starts the emulated rig (:mod:`exo.drivers.emulators`: an AK
+each. ``--emulate`` first starts the emulated rig (:mod:`exo.emulation.devices`: an AK
 motor on a UDP-multicast CAN bus and serial sensors on pseudo-terminals, the reduced
 twin behind them in real time) and points the drivers at it; ``--fault`` injects device
 faults into it. It runs ``--duration`` wall seconds (0 = until Ctrl-C), prints a live
@@ -58,10 +58,10 @@ def real(
     """Run the real graph (hardware drivers, controller, safety monitor) as separate processes."""
     from rich.console import Console
 
-    from exo.drivers.emulators import EmulatorProcess
+    from exo.emulation.devices import EmulatorProcess
     from exo.priority import freeze_startup_heap, raise_priority, set_realtime
+    from exo.ros.environment import ros_environment
     from exo.runner import GraphRunner, NodeDied
-    from exo.testing.ros_env import ros_environment
 
     console = Console()
     if fault and not emulate:
@@ -283,7 +283,7 @@ def run_timing(monitor, sensor_stamps: dict[str, list[float]], window: tuple[flo
                cpu0: dict, cpu1: dict, rig_timing: dict | None) -> dict:
     """The timing report of a run (``--timing-report``): see docs/drivers.md, "Timing"."""
     from exo import contract
-    from exo.drivers.emulators import lateness_stats
+    from exo.emulation.devices import lateness_stats
 
     mono0, mono1, sys0, sys1 = window
     wall = mono1 - mono0

@@ -42,8 +42,8 @@ def sim(
     from rich.console import Console
     from rich.markup import escape
 
+    from exo.ros.environment import ros_environment
     from exo.runner import GraphRunner, NodeDied
-    from exo.testing.ros_env import ros_environment
 
     console = Console()
     domain = domain_id if domain_id >= 0 else int(os.environ.get("ROS_DOMAIN_ID", "0"))

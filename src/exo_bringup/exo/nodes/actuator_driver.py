@@ -40,6 +40,7 @@ from sensor_msgs.msg import JointState
 from exo import contract
 from exo.drivers.actuator import ActuatorConfig, ActuatorCore
 from exo.drivers.ak_mit import MOTOR_MODELS
+from exo.drivers.can_bus import open_can_bus
 from exo.drivers.health import DeviceHealth
 from exo.ros import trust
 from exo.ros.node_main import run
@@ -86,8 +87,6 @@ class ActuatorDriver(Node):
         self.refusal_log = trust.LogThrottle(1.0)  # a flood of foreign commands costs one check each
         self.guard = trust.make_guard(p, contract.KNEE_JOINT)
         self._lock = threading.Lock()  # the guard is fed from the executor (commands) and the CAN reader (angles)
-        from exo.drivers.emulators import open_can_bus
-
         try:
             self.bus = open_can_bus(p["can_interface"], p["can_channel"], p["can_port"])
         except OSError as exc:

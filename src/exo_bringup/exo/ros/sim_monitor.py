@@ -13,7 +13,7 @@ import numpy as np
 
 from exo import contract
 from exo.ros.convert import from_time_msg
-from exo.testing.probe import RosProbe
+from exo.ros.probe import RosProbe
 
 
 @dataclass

@@ -45,7 +45,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from exo.runner import GraphRunner
+from exo.runner import GraphRunner, stop_process_groups
 from exo.testing import ros_env
 
 BENCH = Path(__file__).resolve().parent
@@ -163,17 +162,7 @@ class Children:
         return proc
 
     def stop(self, proc: subprocess.Popen, timeout_s: float = 3.0) -> int | None:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            if proc.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=timeout_s)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # grandchildren
-        proc.wait()
-        return proc.returncode
+        return stop_process_groups([proc], timeout_s)[0]
 
     def runner(self, *args: Any, **kwargs: Any) -> GraphRunner:
         r = GraphRunner(*args, **kwargs)

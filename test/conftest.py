@@ -7,8 +7,8 @@ that every process it started is killed at teardown, even when the test fails.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -81,24 +81,11 @@ class Processes:
                          for p in sorted(self.tmp_path.rglob("*.log")) if "ros_log" not in p.parts)
 
     def close(self) -> None:
-        import signal
+        from exo.runner import stop_process_groups
 
         for runner in self.graphs:
             runner.stop(timeout_s=3.0)
-        for proc in self.children:
-            for sig in (signal.SIGINT, signal.SIGKILL):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=3)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # grandchildren
-            proc.wait()
+        stop_process_groups(self.children, timeout_s=3.0, signals=(signal.SIGINT, signal.SIGKILL))
 
 
 @pytest.fixture

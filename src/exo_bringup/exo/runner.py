@@ -87,6 +87,38 @@ class NodeProcess:
             return ""
 
 
+#: How a node is stopped: a clean shutdown (its on_shutdown runs: zero torque, the bag's last chunk), then harder.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+
+
+def stop_process_groups(processes: Iterable[subprocess.Popen], timeout_s: float = 5.0,
+                        signals: tuple[int, ...] = STOP_SIGNALS) -> list[int | None]:
+    """Stop processes that each lead their own process group (``start_new_session=True``).
+
+    Each signal goes to every group still running at once, then waits up to ``timeout_s`` for them;
+    at the end whatever is left of every group (grandchildren too) gets SIGKILL and is reaped. The one
+    way exo stops processes: the runner, the emulated rig, the tests and the benchmarks use it.
+    Returns the exit codes, in order.
+    """
+    procs = list(processes)
+    running = [p for p in procs if p.poll() is None]
+    for sig in signals:
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(p.poll() is None for p in running):
+            time.sleep(0.02)
+        running = [p for p in running if p.poll() is None]
+        if not running:
+            break
+    for proc in procs:  # reap, and kill any grandchildren left in the group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return [p.returncode for p in procs]
+
+
 #: Signals of a native crash (middleware or extension code), as opposed to a deliberate stop.
 NATIVE_CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE)
 
@@ -231,23 +263,12 @@ class GraphRunner:
             proc.wait(timeout=10)
 
     def stop(self, timeout_s: float = 5.0) -> dict[str, int | None]:
-        """Stop every node: SIGINT (clean shutdown), then SIGTERM, then SIGKILL. Returns exit codes."""
-        running = [n for n in reversed(self.nodes) if n.poll() is None and n.process is not None]
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            for node in running:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(node.process.pid, sig)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline and any(n.poll() is None for n in running):
-                time.sleep(0.02)
-            running = [n for n in running if n.poll() is None]
-            if not running:
-                break
-        for node in self.nodes:  # reap, and kill any grandchildren left in the group
-            if node.process is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(node.process.pid, signal.SIGKILL)
-                node.process.wait()
+        """Stop every node (:func:`stop_process_groups`, last started first) and delete the run's secrets.
+
+        Returns the exit codes by node.
+        """
+        started = [n for n in reversed(self.nodes) if n.process is not None]
+        stop_process_groups([n.process for n in started], timeout_s)
         self.secrets.remove()
         return {n.name: n.poll() for n in self.nodes}
 

@@ -247,8 +247,6 @@ def wait_for_graph(runner, monitor, names: list[str], timeout_s: float) -> None:
     recorder) the recorder's subscriptions of the command and sensor topics are visible."""
     from exo import contract
 
-    t0 = time.monotonic()
-    pending = list(names)
     recorder = "recorder" in names
     node = monitor.probe.node
 
@@ -262,13 +260,7 @@ def wait_for_graph(runner, monitor, names: list[str], timeout_s: float) -> None:
                 return False
         return True
 
-    while pending or monitor.unmatched_outputs() or not recorder_ready():
-        runner.check(awaiting=pending)  # a native crash before it joined: started once more
-        present = monitor.present_nodes()
-        pending = [p for p in pending if p not in present]
-        if time.monotonic() - t0 > timeout_s:
-            raise TimeoutError(f"not up after {timeout_s:.0f} s: {', '.join(pending or monitor.unmatched_outputs())}")
-        monitor.spin(0.05)
+    monitor.wait_until_up(runner, names, timeout_s, outputs=True, ready=recorder_ready)
 
 
 def compare_bags(recorded: Path, replayed: Path):

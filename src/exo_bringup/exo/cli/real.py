@@ -120,18 +120,10 @@ def real(
             console.print(f"  [green]emulated rig[/] {emulator.ports} CAN udp_multicast port {emulator.can_port}; "
                           f"reset button: exo reset --button {emulator.reset_button}")
         monitor = SimMonitor(domain, runner.namespace, events=True)  # the cheaper executor: it runs next to the graph
-        t0 = time.monotonic()
 
-        def wait_ready(pending: list[str]) -> None:
-            while pending:
-                runner.check(awaiting=pending)  # a native crash before it joined: started once more
-                present = monitor.present_nodes()
-                for name in [p for p in pending if p in present]:
-                    console.print(f"  [green]ready[/] {name}  ({time.monotonic() - t0:.1f} s)")
-                    pending.remove(name)
-                if time.monotonic() - t0 > startup_timeout:
-                    raise TimeoutError(f"not up after {startup_timeout:.0f} s: {', '.join(pending)}")
-                monitor.spin(0.05)
+        def wait_ready(names: list[str]) -> None:
+            monitor.wait_until_up(runner, names, startup_timeout,
+                                  on_ready=lambda name, s: console.print(f"  [green]ready[/] {name}  ({s:.1f} s)"))
 
         # Bring-up order: everything but the actuator first (sensors streaming, controller and safety
         # monitor listening), then the actuator driver, whose joint_states start the control loop. Seven

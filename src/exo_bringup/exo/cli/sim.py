@@ -80,28 +80,18 @@ def sim(
         # sample, and by then this watcher has matched the controller's and monitor's publishers.
         source = "sim_bridge"
         runner.start([n.name for n in runner.nodes if n.name != source])
-        t0 = time.monotonic()
         pending = [n.name for n in runner.nodes if n.name != source]
 
-        def wait_ready(pending: list[str], outputs: bool) -> None:
-            while pending or (outputs and monitor.unmatched_outputs()):
-                runner.check(awaiting=pending)  # a native crash before it joined: started once more
-                present = monitor.present_nodes()
-                for name in [p for p in pending if p in present]:
-                    console.print(f"  [green]ready[/] {name}  ({time.monotonic() - t0:.1f} s)")
-                    pending.remove(name)
-                if time.monotonic() - t0 > startup_timeout:
-                    what = pending or monitor.unmatched_outputs()
-                    raise TimeoutError(f"not up after {startup_timeout:.0f} s: {', '.join(what)}")
-                monitor.spin(0.05)
+        def ready(name: str, seconds: float) -> None:
+            console.print(f"  [green]ready[/] {name}  ({seconds:.1f} s)")
 
-        wait_ready(pending, outputs=True)
+        monitor.wait_until_up(runner, pending, startup_timeout, outputs=True, on_ready=ready)
         if record is not None:  # the recorder must see the first sample too
             from exo.cli.bags import wait_for_graph
 
             wait_for_graph(runner, monitor, ["recorder"], startup_timeout)
         runner.start([source])
-        wait_ready([source], outputs=False)
+        monitor.wait_until_up(runner, [source], startup_timeout, on_ready=ready)
         wall0 = time.monotonic()
         with console.status("waiting for the first sensor sample") as status:
             while monitor.sim_time_s is None or monitor.sim_time_s < duration:

@@ -524,16 +524,9 @@ class EmulatorProcess:
         """SIGTERM (the rig closes its devices), then SIGKILL; returns the exit code."""
         if self.process is None:
             return None
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.process.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=5.0)
-            except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: escalate
-                continue
-        return self.process.wait()
+        from exo.runner import stop_process_groups
+
+        return stop_process_groups([self.process], timeout_s=5.0, signals=(signal.SIGTERM, signal.SIGKILL))[0]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

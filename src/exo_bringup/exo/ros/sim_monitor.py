@@ -7,6 +7,8 @@ never publishes, so it cannot change the run it reports on.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,6 +92,31 @@ class SimMonitor:
     def unmatched_outputs(self) -> list[str]:
         """Graph outputs (torque_command, safety/status) whose publisher this watcher has not matched yet."""
         return [name for name, sub in self._graph_outputs.items() if sub.get_publisher_count() == 0]
+
+    def wait_until_up(self, runner, names: list[str], timeout_s: float, *, outputs: bool = False,
+                      ready: Callable[[], bool] | None = None,
+                      on_ready: Callable[[str, float], None] | None = None) -> None:
+        """Wait until the nodes ``names`` of ``runner`` are in the ROS graph (the one readiness wait of the
+        ``exo`` commands).
+
+        With ``outputs``, also until this watcher matched the graph's outputs; ``ready`` is any further
+        condition. ``on_ready(name, seconds)`` is told of each node as it appears. A node that dies on
+        the way raises :class:`exo.runner.NodeDied` (a native crash before it joined is started once
+        more, :meth:`exo.runner.GraphRunner.check`); not up within ``timeout_s``: TimeoutError.
+        """
+        t0 = time.monotonic()
+        pending = list(names)
+        while pending or (outputs and self.unmatched_outputs()) or (ready is not None and not ready()):
+            runner.check(awaiting=pending)
+            present = self.present_nodes()
+            for name in [p for p in pending if p in present]:
+                pending.remove(name)
+                if on_ready is not None:
+                    on_ready(name, time.monotonic() - t0)
+            if time.monotonic() - t0 > timeout_s:
+                what = pending or (self.unmatched_outputs() if outputs else []) or ["a readiness condition"]
+                raise TimeoutError(f"not up after {timeout_s:.0f} s: {', '.join(what)}")
+            self.spin(0.05)
 
     def spin(self, seconds: float) -> None:
         self.probe.spin_for(seconds)

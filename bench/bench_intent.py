@@ -11,7 +11,7 @@
   load) and as the thread's CPU time (``time.thread_time``: the computation), p50/p99/max.
   The node's ROS overhead (deserialisation, publish) is not included; see bench_graph.py.
 
-Done criteria of issue 6: macro-F1 >= 0.9, onset delay <= 150 ms, p99 latency <= 2 ms.
+Targets: macro-F1 >= 0.9, onset delay <= 150 ms, p99 latency <= 2 ms.
 
 Usage: ``python bench/bench_intent.py [--model DIR] [--subjects 16] [--windows 5000] [--out path]``
 """

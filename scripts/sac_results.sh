@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the SAC-vs-PID results of docs/results.md (issue 4), end to end.
+# Regenerate the SAC-vs-PID results of docs/results.md, end to end.
 #
 #   scripts/sac_results.sh                          # the paper's agent: train, select, export, evaluate, compare
 #   VARIANT=residual-peak scripts/sac_results.sh    # residual policy on the PID + a per-step peak band (docs/results.md)
@@ -14,7 +14,8 @@
 #   VARIANT=paper SEED=0 STEPS=1200000 TWIN=reduced TRIALS=250 SELECT_TRIALS=10 WHICH=selected
 #   RUN=runs/train/sac-[<variant>-]<twin>-s<seed> POLICY=models/sac-[<variant>-]<twin> OUT=runs/results/<variant>
 # Training is resumable: re-running the script continues $RUN from its latest checkpoint.
-# Checkpoints are ranked by issue 4's criteria on subjects of seed 2000 (exo select-checkpoint);
+# Checkpoints are ranked by their shortfall from the paper's peak and RMS torque margins vs the PID
+# and from a final error <= 2 deg, on subjects of seed 2000 (exo select-checkpoint);
 # WHICH=best exports the best-return model instead. Every output folder records the command,
 # commit and versions (summary.json / run.json / selection.json).
 set -euo pipefail

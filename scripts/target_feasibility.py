@@ -1,4 +1,4 @@
-"""Can any controller meet issue 4's targets on this twin? A lower bound on the peak torque.
+"""Can any controller meet the paper's peak margins and a 2 deg final error here? A lower bound on the peak torque.
 
 A controller that ends a trial within ``--error-deg`` of the target must, at the end,
 hold the knee there against the subject's muscles (passive tension of the hamstrings with

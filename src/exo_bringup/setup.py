@@ -44,7 +44,6 @@ setup(
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="exo maintainers",
-    maintainer_email="maintainers@exo-robotics.org",
     description="exo knee-exoskeleton stack: nodes, launch files, configuration, digital twin",
     license="Apache-2.0",
     entry_points={

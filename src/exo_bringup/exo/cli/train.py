@@ -122,7 +122,9 @@ def select_checkpoint_command(
     trials: Annotated[int, typer.Option(min=1, help="Generated subjects per level for every model and the PID.")] = 10,
     seed: Annotated[int, typer.Option(help="Subject seed (2000: disjoint from training evaluation 1000 and exo eval 0).")] = 2000,
 ) -> None:
-    """Rank a run's checkpoints by their shortfall from issue 4's targets vs the PID; write selection.json/.csv.
+    """Rank a run's checkpoints by their shortfall from the targets; write selection.json/.csv.
+
+    Targets, per level: the paper's peak (and, at levels 0-2, RMS) torque margins vs the PID; final error <= 2 deg.
 
     Then `exo export-policy RUN --which selected` exports the chosen model.
     """

@@ -1,11 +1,12 @@
-"""Pick a training run's checkpoint by the issue's criteria, not by its return.
+"""Pick a training run's checkpoint by the paper's torque margins and the final error, not by its return.
 
 The return of the env's reward is what SAC optimises, but it is not what the
 study reports: peak interaction torque and RMS torque until settling relative to
 the PID, and the final angle error. :func:`select_checkpoint` evaluates every
 saved model of a run (``checkpoints/model_*.zip``) and the PID baseline on the
 same generated subjects, and ranks the models by their **shortfall** from the
-targets (:class:`SelectionTargets`, defaults = issue 4):
+targets (:class:`SelectionTargets`; defaults: the paper's peak and RMS margins
+vs the PID, and a final error of at most 2 deg at every level):
 
     shortfall = sum_levels max(0, dpeak_L - peak_target_L) / peak_unit_pct
               + sum_levels max(0, drms_L - rms_target_L) / rms_unit_pct      (levels with an RMS target)
@@ -46,7 +47,7 @@ SELECTION_CSV = "selection.csv"
 
 @dataclass(frozen=True)
 class SelectionTargets:
-    """Targets of the checkpoint ranking (defaults: issue 4 = the paper's margins, 2 deg everywhere).
+    """Targets of the checkpoint ranking (defaults: the paper's margins, 2 deg everywhere).
 
     Attributes:
         peak_change_pct: per level, the SAC-vs-PID change of mean peak interaction torque

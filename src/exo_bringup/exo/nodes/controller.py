@@ -152,7 +152,7 @@ class ControllerNode(Node):
     # --- the step ------------------------------------------------------------------
     def _compute(self, joint: JointState) -> None:
         self.pending = None
-        stamp_ns = joint.header.stamp.sec * 1_000_000_000 + joint.header.stamp.nanosec
+        stamp_ns = convert.stamp_ns(joint.header.stamp)
         if self.last_request is not None and stamp_ns == self.last_stamp_ns:
             # the same sample offered again (a lockstep sim bridge starting up): answer it again,
             # without stepping the controller twice (its state must not depend on the offers)

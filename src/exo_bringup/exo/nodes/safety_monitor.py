@@ -19,45 +19,22 @@ where every decision is made). This node only moves data:
   resetting is local only: ``exo reset`` over a Unix socket in the run's private folder with the
   run's reset token, or a reset button (``reset_button_path``) on hardware (:mod:`exo.security.reset`).
 
-**Start-up.** Until the controller's first request (at most ``startup_grace_s``
-of wall time from the first joint_states sample: the samples the controller answers; on
-hardware the IMUs stream before the actuator driver starts the control loop) no command is
-published: the actuator holds zero torque, and a
-lockstep sim bridge keeps offering its first sample. After that, no request
-means the fallback.
-
-**Time base.** The core runs on sensor time: the header stamps of the samples
-(sim time from the sim bridge or a bag; the drivers' clock on hardware), so a
-lockstep run is deterministic. A control step is decided once per
-``joint_states`` sample t_k: when the controller's answer (request) stamped t_k
-arrives, valid or not (with ``step_sync``, under simulated time by default:
-once every watched sensor's sample of that step has arrived too, so that the
-decision never depends on how DDS interleaved the deliveries); at once if the
-controller did not answer the previous step (a sample stamped within ``sample_burst_s`` of
-the pending one is a burst, not a missed step: see below); or after ``request_deadline_s`` of wall time (``request_deadline_sim_s``
-under simulated time) without an answer. A request delivered before the
-sample it answers (DDS does not order two publishers' deliveries) is held
-until that sample arrives, and judged then. Samples can also come in bursts, several
-stamped within a millisecond after a gap: a late driver loop, or a USB-CAN adapter that
-batches frames.
-Within a burst the controller has had no time to answer; the newest sample replaces the
-pending one. The wait for its request stays bounded by ``request_deadline_s``, counted from
-the first sample of the burst. When the
-sensor stream itself stops (a dead driver or sim bridge stops sensor time
-too), a steady-clock timer extrapolates sensor time by the wall time elapsed
-beyond ``stall_grace_s`` so that the core's per-source timeouts fire and the
-knee gets a safe stop.
+**When** a step is decided (start-up grace, the controller's answer or its deadline, bursts, answers
+that arrive before their sample, stalled sensor streams) is the pure :class:`exo.safety.step_clock.StepClock`;
+**what** is commanded is the core. The core runs on sensor time (the samples' header stamps: sim time
+from the sim bridge or a bag, the drivers' clock on hardware), so a lockstep run is deterministic.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import WrenchStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
@@ -70,6 +47,7 @@ from exo.ros.types import interface_class
 from exo.safety import SafetyConfigError, SafetyLimits, SafetyMonitor, SafetyState
 from exo.safety.limits import INTERACTION_PREFIX, JOINT_STATES, source_name
 from exo.safety.monitor import IMU_PREFIX
+from exo.safety.step_clock import Step, StepClock, StepTiming
 from exo.security import COMMAND_PURPOSE, REQUEST_PURPOSE, MessageSigner, MessageVerifier, Verdict
 from exo.security.keys import SecretError
 from exo.security.reset import LocalResetServer, ResetButton
@@ -123,7 +101,18 @@ WATCHED = {source_name(t): t for t in (contract.JOINT_STATES, contract.INTERACTI
                                         contract.INTERACTION_SHANK, contract.IMU_THIGH, contract.IMU_SHANK)}
 
 
-_ns = convert.stamp_ns
+
+
+def sensor_decoder(source: str) -> Callable[[Any], dict[str, float]]:
+    """How a message of watched ``source`` becomes the core's keyword arguments (one decoding, shared with
+    the controller: exo.ros.convert)."""
+    if source == JOINT_STATES:
+        return convert.knee_sample
+    if source.startswith(INTERACTION_PREFIX):
+        return lambda msg: {"interaction_torque_nm": convert.interaction_torque(msg)}
+    if source.startswith(IMU_PREFIX):
+        return lambda msg: {"pitch_rad": convert.imu_pitch(msg)}
+    raise ValueError(f"no decoding for sensor source {source!r}")
 
 #: Event kinds of the core -> exo_msgs/SafetyEvent constants.
 EVENT_KINDS = {"ESTOP": SafetyEvent.KIND_ESTOP, "RESET": SafetyEvent.KIND_RESET,
@@ -188,29 +177,10 @@ class SafetyMonitorNode(Node):
         self.create_service(Trigger, contract.ESTOP_SERVICE, self._on_estop)
 
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.pending_t: float | None = None  # joint_states stamp awaiting its decision
-        self.pending_since = 0.0  # wall time it arrived (the first sample's, in a burst)
-        self.last_decided_t: float | None = None
-        self.last_sample_t: float | None = None
-        self.last_sample_wall = time.monotonic()
-        self.last_request_t: float | None = None  # stamp of the newest valid request
-        self.last_answer_ns: int | None = None  # exact stamp of the newest answer (matched in integer ns)
-        self.pending_stamp = None  # exact stamp of the pending sample (copied to its command)
-        self.sensor_ns: dict[str, int] = {}  # newest stamp that arrived per watched source (accepted or not)
-        self.last_answer_t: float | None = None  # stamp of the newest request, valid or not
-        self.early_request: TorqueCommand | None = None  # a request that came before its joint_states sample
-        self.early_since = 0.0  # wall time it arrived
         self.last_status_wall = 0.0
-        self.first_sample_wall: float | None = None  # wall time of the first accepted joint_states sample
-        # Under simulated time a slow controller is not late in sim time: wait much longer
-        # (a dead one is still caught on the next sample, see _sensor_callback).
+        self.held_request: TorqueCommand | None = None  # an answer that came before its sample (StepClock)
         sim = self.get_parameter("use_sim_time").value
-        self.request_deadline_s = self.p["request_deadline_sim_s" if sim else "request_deadline_s"]
-        # ... and a lockstep sensor source legitimately pauses while it waits for a command
-        self.sim_time = sim
-        self.first_sample_t: float | None = None  # stamp of the first accepted sample (stall warm-up)
-        self.step_sources = [s for s in WATCHED if s in self.limits.sensor_timeouts_s]
-        self.sync_sensors = self.p["step_sync"] == "always" or (self.p["step_sync"] == "sim_time" and sim)
+        self.clock = StepClock(self._step_timing(sim), self._feed_held)
         period = self.limits.control_period_s
         self.create_timer(min(period, self.p["request_deadline_s"]) / 2, self._watch, clock=self.steady)
         self.create_timer(1.0 / self.p["diagnostics_rate_hz"], self._publish_diagnostics, clock=self.steady)
@@ -222,137 +192,72 @@ class SafetyMonitorNode(Node):
         )
         self._publish_status()
 
+    def _step_timing(self, sim: bool) -> StepTiming:
+        """The scheduling parameters for this node's time base (exo.safety.step_clock)."""
+        p = self.p
+        # Under simulated time a slow controller is not late in sim time: wait much longer (a dead one is
+        # still caught on the next sample). A lockstep source pauses while it waits for a command, and a
+        # real-time simulator's first steps are slow: under sim time the stall grace is stall_grace_sim_s
+        # until the stream has run stall_warmup_s (for ever, with a paced source).
+        if not sim:
+            warmup, startup_grace = 0.0, p["stall_grace_s"]
+        else:
+            warmup, startup_grace = (math.inf if p["paced_source"] else p["stall_warmup_s"]), p["stall_grace_sim_s"]
+        sync = p["step_sync"] == "always" or (p["step_sync"] == "sim_time" and sim)
+        return StepTiming(
+            control_period_s=self.limits.control_period_s,
+            request_deadline_s=p["request_deadline_sim_s" if sim else "request_deadline_s"],
+            sample_burst_s=p["sample_burst_s"], startup_grace_s=p["startup_grace_s"],
+            stall_grace_s=p["stall_grace_s"], stall_grace_startup_s=startup_grace, stall_warmup_s=warmup,
+            sync_sources=tuple(s for s in WATCHED if s in self.limits.sensor_timeouts_s) if sync else ())
+
     # --- inputs --------------------------------------------------------------
     def _sensor_callback(self, source: str):
-        def on_joint(msg: JointState) -> None:
-            t = convert.from_time_msg(msg.header.stamp)
-            ns = self._arrived(source, msg.header.stamp)
-            try:
-                angle, velocity, torque = convert.knee_from_joint_state(msg)
-            except ValueError:
-                angle = velocity = torque = float("nan")  # the core rejects and counts it
-            accepted = self.core.on_sensor(source, t, knee_angle_rad=angle, knee_velocity_rad_s=velocity,
-                                           motor_torque_nm=torque)
-            self._on_sample(t, accepted)
-            if accepted and self.first_sample_wall is None:
-                self.first_sample_wall = time.monotonic()  # the start-up grace runs from the control loop's start
-            if self.early_request is not None and _ns(self.early_request.header.stamp) <= ns:
-                self._release_early_request()  # its sample (or a newer one) is here: the core sees them in order
-            if not accepted:
-                return
-            if self.last_decided_t is not None and t <= self.last_decided_t:
-                return
-            if self.pending_t is not None and ns == _ns(self.pending_stamp):
-                self._decide_pending_if_complete()  # the same sample offered again (lockstep start-up)
-                return
-            # the controller missed the previous step: it was never decided (its request never
-            # came), or it was decided on the deadline without its own request. A sample stamped
-            # less than sample_burst_s after the pending one is a burst: the controller had no time
-            # to answer, and the wait keeps its start (the first sample of the burst).
-            now = time.monotonic()
-            burst = self.pending_t is not None and t - self.pending_t < self.p["sample_burst_s"]
-            missed_previous = (self.pending_t is not None and not burst) or self.last_answer_t is None or (
-                self.last_decided_t is not None and self.last_answer_t < self.last_decided_t - 1e-9)
-            self.pending_t = t
-            if not burst:
-                self.pending_since = now
-            self.pending_stamp = msg.header.stamp
-            if self.last_answer_ns == ns:
-                self._decide_pending_if_complete()  # the step's answer (valid or not) came before its sample
-                return
-            if self._waiting_for_controller():
-                return
-            if missed_previous:
-                self._decide(t)  # do not wait for a controller that is not answering
-            # else: wait for the request (or request_deadline_s), in every state, so that
-            # a lockstep simulation stays paced by the controller and deterministic
+        """The callback of one watched sensor topic: the core judges the sample, the step clock schedules."""
+        decode = sensor_decoder(source)
 
-        def on_interaction(msg: WrenchStamped) -> None:
-            t = convert.from_time_msg(msg.header.stamp)
-            self._arrived(source, msg.header.stamp)
-            self._on_sample(t, self.core.on_sensor(source, t, interaction_torque_nm=msg.wrench.torque.y))
-            self._decide_pending_if_complete()
+        def on_sample(msg) -> None:
+            t, ns = convert.from_time_msg(msg.header.stamp), convert.stamp_ns(msg.header.stamp)
+            accepted = self.core.on_sensor(source, t, **decode(msg))
+            self._decide(self.clock.on_sample(source, t, ns, accepted, time.monotonic()))
 
-        def on_imu(msg: Imu) -> None:
-            t = convert.from_time_msg(msg.header.stamp)
-            self._arrived(source, msg.header.stamp)
-            self._on_sample(t, self.core.on_sensor(source, t, pitch_rad=convert.imu_pitch(msg)))
-            self._decide_pending_if_complete()
-
-        if source == JOINT_STATES:
-            return on_joint
-        if source.startswith(INTERACTION_PREFIX):
-            return on_interaction
-        assert source.startswith(IMU_PREFIX), source
-        return on_imu
-
-    def _arrived(self, source: str, stamp) -> int:
-        """Note that a sample of ``source`` stamped ``stamp`` arrived; its stamp in integer ns."""
-        ns = _ns(stamp)
-        if ns > self.sensor_ns.get(source, -1):
-            self.sensor_ns[source] = ns
-        return ns
-
-    def _decide_pending_if_complete(self) -> None:
-        """Decide the pending step if its answer came and (with step_sync) every sensor's sample for it."""
-        if self.pending_t is None or self.last_answer_ns != _ns(self.pending_stamp):
-            return
-        ns = _ns(self.pending_stamp)
-        if self.sync_sensors and any(self.sensor_ns.get(s, -1) < ns for s in self.step_sources):
-            return  # a sample of this step is still on its way; the request deadline bounds the wait
-        self._decide(self.pending_t)
-
-    def _on_sample(self, t: float, accepted: bool) -> None:
-        if accepted:
-            if self.first_sample_t is None:
-                self.first_sample_t = t
-            self.last_sample_t = t if self.last_sample_t is None else max(self.last_sample_t, t)
-            self.last_sample_wall = time.monotonic()
+        return on_sample
 
     def _on_request(self, msg: TorqueCommand) -> None:
         verdict = trust.check_message(self.request_verifier, msg)
         if verdict not in (Verdict.OK, Verdict.DUPLICATE):
-            # not the controller's: never reaches the core, never counts as the step's answer
-            # counted at once; logged and published as an event at most once a second per kind (the core
-            # aggregates): a flood must cost the monitor as little as possible (rclpy's throttled logging
-            # inspects the stack on every call)
+            # not the controller's: never reaches the core, never counts as the step's answer; counted at
+            # once, logged and published as an event at most once a second per kind (the core aggregates):
+            # a flood must cost the monitor as little as possible (rclpy's throttled logging inspects the
+            # stack on every call)
             self.core.security_event(contract.TORQUE_REQUEST.name, f"{verdict.value} request")
             self._publish_events()
             return
-        t = convert.from_time_msg(msg.header.stamp)
-        self.last_answer_t = t if self.last_answer_t is None else max(self.last_answer_t, t)
-        self.last_answer_ns = _ns(msg.header.stamp)
-        if self.last_answer_ns > self.sensor_ns.get(JOINT_STATES, self.last_answer_ns):
-            # The answer came before the joint_states sample it answers (two publishers: DDS does not
-            # order their deliveries; seen on hardware time stamps, docs/drivers.md "Timing"). Judged
-            # now, against the previous sample, it could look "from the future" and be refused. It is
-            # held until its sample arrives (or a newer one, or request_deadline_s passes) and judged then,
-            # with every check unchanged.
-            if self.early_request is not None:
-                self._release_early_request()  # two answers ahead: the older one is judged now
-            self.early_request, self.early_since = msg, time.monotonic()
-            return
-        self._feed_request(msg)
-        # even if rejected: the step's answer came, the core decides what holds
-        self._decide_pending_if_complete()
+        t, ns = convert.from_time_msg(msg.header.stamp), convert.stamp_ns(msg.header.stamp)
+        if self.clock.on_answer(t, ns, time.monotonic()):
+            self._decide(self.clock.fed(self._feed(msg)))
+        else:
+            self.held_request = msg  # it answers a sample still on its way (DDS orders no two publishers)
 
-    def _feed_request(self, msg: TorqueCommand) -> None:
+    def _feed(self, msg: TorqueCommand) -> float | None:
+        """Hand a request to the core; its time (s) if accepted."""
         t = convert.from_time_msg(msg.header.stamp)
-        if self.core.on_request(t, msg.torque, msg.source or "controller", int(msg.seq)):
-            self.last_request_t = t
+        return t if self.core.on_request(t, msg.torque, msg.source or "controller", int(msg.seq)) else None
 
-    def _release_early_request(self) -> None:
-        msg, self.early_request = self.early_request, None
-        self._feed_request(msg)
+    def _feed_held(self) -> float | None:
+        msg, self.held_request = self.held_request, None
+        return None if msg is None else self._feed(msg)
 
     # --- decisions ---------------------------------------------------------------
-    def _decide(self, t: float) -> None:
+    def _decide(self, step: Step | None) -> None:
+        """Decide ``step`` (if any) and publish the command, the status and new events."""
+        if step is None:
+            return
+        t = step.t_s
         decision = self.core.update(t)
         header = convert.header(t, contract.KNEE_JOINT)
-        if self.pending_t is not None and t == self.pending_t:
-            header.stamp = self.pending_stamp  # the sample's exact stamp, not a float round trip
-        self.pending_t = None
-        self.last_decided_t = t
+        if step.stamp_ns is not None:
+            header.stamp = convert.time_msg_from_ns(step.stamp_ns)  # the sample's exact stamp
         cmd = TorqueCommand(header=header, joint=contract.KNEE_JOINT,
                             torque=decision.torque_nm, source=decision.source,
                             request_seq=decision.seq if decision.seq is not None else 0)
@@ -370,58 +275,26 @@ class SafetyMonitorNode(Node):
             self._publish_status()
         self._publish_events()
 
-    def _waiting_for_controller(self) -> bool:
-        """Start-up: no request ever, and the controller still has time to come up (wall clock)."""
-        if self.last_request_t is not None:
-            return False
-        return self.first_sample_wall is None or time.monotonic() - self.first_sample_wall < self.p["startup_grace_s"]
-
     def _watch(self) -> None:
-        now = time.monotonic()
-        if self.early_request is not None and now - self.early_since >= self.request_deadline_s:
-            self._release_early_request()  # its sample did not come: judged as it is (a future stamp is refused)
-        if (self.pending_t is not None and now - self.pending_since >= self.request_deadline_s
-                and not self._waiting_for_controller()):
-            self._decide(self.pending_t)
-            return
-        if self.last_sample_t is not None and now - self.last_sample_wall > self._stall_grace_s():
-            # the whole sensor stream stopped: let sensor time run on with the wall clock
-            t = self._sensor_time_now()
-            if self.last_decided_t is None or t >= self.last_decided_t + self.limits.control_period_s - 1e-9:
-                self._decide(t)
-        elif now - self.last_status_wall >= 1.0 / self.p["status_rate_hz"]:
+        step = self.clock.tick(time.monotonic())
+        if step is not None:
+            self._decide(step)
+        elif time.monotonic() - self.last_status_wall >= 1.0 / self.p["status_rate_hz"]:
             self._publish_status()
 
     # --- services ------------------------------------------------------------------
     def _on_estop(self, request, response):
         self.core.estop("e-stop service called", origin=contract.ESTOP_SERVICE)
         self.get_logger().error("E-STOP latched by service call")
-        if self.last_decided_t is not None:
-            self._decide(self.last_decided_t + self.limits.control_period_s)
+        self._decide(self.clock.step_after_last())  # the e-stop is commanded at once
         self._publish_events()
         response.success = True
         response.message = ("e-stop latched; reset with the reset button" if self.reset_button is not None
                             else "e-stop latched; reset locally with: exo reset")
         return response
 
-    def _sensor_time_now(self) -> float | None:
-        """Sensor time now: the newest sample's stamp, run on by the wall clock once the stream stalled."""
-        if self.last_sample_t is None:
-            return None
-        stalled_s = time.monotonic() - self.last_sample_wall
-        return self.last_sample_t + (stalled_s if stalled_s > self._stall_grace_s() else 0.0)
-
-    def _stall_grace_s(self) -> float:
-        """Wall seconds of total sensor silence taken for a dead source (see the stall_* parameters)."""
-        if not self.sim_time:
-            return self.p["stall_grace_s"]
-        if self.p["paced_source"] or self.first_sample_t is None or self.last_sample_t is None \
-                or self.last_sample_t - self.first_sample_t < self.p["stall_warmup_s"]:
-            return self.p["stall_grace_sim_s"]
-        return self.p["stall_grace_s"]
-
     def _reset(self, origin: str) -> tuple[bool, str]:
-        ok, message = self.core.reset(self._sensor_time_now(), origin=origin)
+        ok, message = self.core.reset(self.clock.sensor_time(time.monotonic()), origin=origin)
         if ok:
             self.get_logger().info(f"{message} ({origin})")
         else:
@@ -486,7 +359,7 @@ class SafetyMonitorNode(Node):
     def on_shutdown(self) -> None:
         """Last words: zero torque, so an actuator that still listens does not keep the last command."""
         try:
-            cmd = TorqueCommand(header=convert.header(self.last_decided_t or 0.0, contract.KNEE_JOINT),
+            cmd = TorqueCommand(header=convert.header(self.clock.last_decided_t or 0.0, contract.KNEE_JOINT),
                                 joint=contract.KNEE_JOINT, torque=0.0, source="safe_stop")
             trust.sign_message(self.command_signer, cmd)
             self.pub_command.publish(cmd)

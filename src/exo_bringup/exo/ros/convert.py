@@ -48,6 +48,11 @@ def stamp_ns(stamp: Time) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
+def time_msg_from_ns(ns: int) -> Time:
+    """Integer nanoseconds -> builtin_interfaces/Time (exact)."""
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
 def header(t_s: float, frame_id: str) -> Header:
     return Header(stamp=to_time_msg(t_s), frame_id=frame_id)
 
@@ -99,6 +104,22 @@ def knee_from_joint_state(msg: JointState) -> tuple[float, float, float]:
         ) from None
 
 
+def knee_sample(msg: JointState) -> dict[str, float]:
+    """The safety monitor's view of a ``joint_states`` sample: ``knee_angle_rad``, ``knee_velocity_rad_s``,
+    ``motor_torque_nm``; NaN for all three when the knee entry is missing or malformed (the core rejects
+    and counts the sample)."""
+    try:
+        angle, velocity, torque = knee_from_joint_state(msg)
+    except ValueError:
+        angle = velocity = torque = float("nan")
+    return {"knee_angle_rad": angle, "knee_velocity_rad_s": velocity, "motor_torque_nm": torque}
+
+
+def interaction_torque(msg: WrenchStamped) -> float:
+    """Interaction torque about the knee axis of a strap wrench, N m (+ = flexing the human knee)."""
+    return msg.wrench.torque.y
+
+
 def measurements_from_msgs(
     joint: JointState, thigh: Imu | None, shank: Imu | None, interaction: WrenchStamped | None
 ) -> Measurements:
@@ -116,5 +137,5 @@ def measurements_from_msgs(
         shank_pitch_rad=imu_pitch(shank) if shank is not None else 0.0,
         thigh_angular_velocity_rad_s=thigh.angular_velocity.y if thigh is not None else 0.0,
         shank_angular_velocity_rad_s=shank.angular_velocity.y if shank is not None else 0.0,
-        interaction_torque_nm=interaction.wrench.torque.y if interaction is not None else 0.0,
+        interaction_torque_nm=interaction_torque(interaction) if interaction is not None else 0.0,
     )

@@ -1,6 +1,6 @@
 """exo: ROS 2 stack for reinforcement-learning control of a knee exoskeleton.
 
-Layers (see ARCHITECTURE in the docs):
+Layers (docs/architecture.md):
 
 - pure cores, no rclpy: :mod:`exo.twin` (digital twin), :mod:`exo.control`
   (controllers), :mod:`exo.safety` (safety monitor), :mod:`exo.metrics`,

@@ -5,7 +5,7 @@ Single source of truth for the graph. ``launch/*.launch.py`` (ROS 2 installs,
 :mod:`exo.runner`) both build their processes from :func:`nodes_for` and
 :data:`LAUNCH_ARGUMENTS`; neither lists nodes of its own.
 
-Modes (see the architecture page): in ``sim`` the sim bridge is the sensor
+Modes (docs/architecture.md): in ``sim`` the sim bridge is the sensor
 source and actuator sink; in ``real`` the hardware drivers are; in ``replay``
 a bag player is. The intent, controller and safety nodes are the same in all
 modes.

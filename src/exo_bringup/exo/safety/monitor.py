@@ -6,7 +6,7 @@ control period and publishes the returned :class:`SafetyDecision` on ``torque_co
 ``safety/status``. Time is always passed in (float s, sim or wall clock); nothing here reads a
 clock, so a run is deterministic and replays exactly. Units and signs: :mod:`exo.twin.interface`.
 
-Where is X decided? In :meth:`SafetyMonitor.update`, in the order of the architecture's safety model:
+Where is X decided? In :meth:`SafetyMonitor.update`, in the order of the safety model (docs/architecture.md, docs/safety.md):
 
 1. **Input sanity.** Requests and sensor samples are checked on arrival (:meth:`~SafetyMonitor.on_request`,
    :meth:`~SafetyMonitor.on_sensor`): NaN/inf, outside the plausibility ranges, older than the current

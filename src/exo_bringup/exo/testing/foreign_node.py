@@ -14,7 +14,8 @@ Modes (the rows of the security review):
   changed to 100 N m (the MAC no longer matches): a recorded bag played on the same domain.
 - ``request``: publishes ``torque_request`` with ``source: pid`` stamped for the next step
   (``--torque``), and replays the genuine controller's requests with the torque changed.
-- ``joint``: publishes fake ``joint_states`` (``--angle`` rad, stamped from ``/clock``) and
+- ``joint``: publishes fake ``joint_states`` (``--angle`` rad, stamped from ``/clock``, or the host
+  clock with ``--clock wall``) and
   spoofed requests of ``--torque`` N m, at 100 Hz.
 - ``flood``: publishes invalid ``torque_request`` messages at ``--rate-hz`` (NaN, inf, 1e9 N m,
   stale and future stamps, forged MACs).
@@ -73,7 +74,8 @@ class ForeignNode(Node):
             self.create_subscription(TorqueCommand, contract.TORQUE_REQUEST.name, self._record,
                                      qos_profile(contract.TORQUE_REQUEST, reader=True))
         if mode == "joint":
-            self.create_subscription(Clock, "/clock", self._on_clock, qos_profile(contract.CLOCK_TOPIC))
+            if args.clock == "sim":
+                self.create_subscription(Clock, "/clock", self._on_clock, qos_profile(contract.CLOCK_TOPIC))
             self.create_timer(0.01, self._spoof_joint)
         if mode == "flood":
             self.create_subscription(JointState, contract.JOINT_STATES.name, self._track,
@@ -138,6 +140,8 @@ class ForeignNode(Node):
         self._count("command tampered")
 
     def _spoof_joint(self) -> None:
+        if self.args.clock == "wall":
+            self.latest_t = time.time()  # hardware stamps: the host clock
         if self.latest_t is None:
             return
         js = JointState(name=[contract.KNEE_JOINT], position=[self.args.angle], velocity=[0.0], effort=[0.0])
@@ -165,6 +169,8 @@ def main() -> None:
     parser.add_argument("--angle", type=float, default=0.8)
     parser.add_argument("--rate-hz", type=float, default=1000.0)
     parser.add_argument("--report", default="")
+    parser.add_argument("--clock", choices=("sim", "wall"), default="sim",
+                        help="joint mode: stamp fake samples from /clock (sim) or the host clock (real graph)")
     args = parser.parse_args()
     stop = []
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))  # end the loop, then write the report

@@ -47,9 +47,10 @@ def main() -> None:
     from rich.table import Table
 
     from exo.control.ziegler_nichols import holding_torque_nm
-    from exo.evaluate import json_safe, subject_seed
+    from exo.envs.config import load_env_config
+    from exo.evaluate import subject_seed
+    from exo.records import json_safe
     from exo.twin import make_twin
-    from exo.twin.config import load_env_config
 
     target = load_env_config().target_knee_angle_rad
     angle = target + math.radians(a.error_deg)

@@ -19,12 +19,12 @@ import pytest
 from exo import contract
 from exo.cli.real import ACTUATOR
 from exo.emulation.devices import EmulatorProcess
+from exo.envs.config import load_env_config
 from exo.params import load_node_parameters
 from exo.paths import config_file
 from exo.priority import raise_priority
 from exo.ros.convert import from_time_msg
 from exo.safety import SafetyLimits
-from exo.twin.config import load_env_config
 
 pytestmark = pytest.mark.ros
 
@@ -265,30 +265,18 @@ def test_a_foreign_torque_command_never_reaches_the_emulated_motor(rig_factory, 
     """A foreign participant (no keys) publishes 100 N m on torque_command for every joint_states sample,
     stamped with the sample's own stamp (as a replayed bag would be re-stamped) and half with forged MACs.
     The actuator driver refuses every one: the motor applies only the safety monitor's torques."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     rig = rig_factory()
     rig.probe.wait_for(lambda: len(rig.joint) > 50, 30.0, "the control loop running")
-    report = processes.tmp_path / "foreign.json"
-    proc = subprocess.Popen([sys.executable, "-m", "exo.testing.foreign_node", "command", "--duration", "4",
-                             "--report", str(report)],
-                            env={**os.environ, **processes.env}, start_new_session=True)
-    processes.children.append(proc)
     start = len(rig.joint)
-    proc.wait(timeout=60)
+    sent = _foreign(processes, "command", 4.0)
     rig.run_for(1.5)
-    sent = json.loads(report.read_text())
     assert sum(sent.values()) >= 100, sent
     during = rig.joint[start:]
-    monitor_peak = max(abs(c.torque) for c in rig.commands if c.mac)
+    monitor_peak = max(abs(c.torque) for c in rig.commands if c.mac and c.request_seq)
     assert max(abs(m.effort[0]) for m in during) <= monitor_peak + 2 * 144.0 / 4095 + 1e-6
     diag = rig.diagnostics("actuator_driver")
     refused = int(diag.get("refused_commands", "0"))
     assert refused >= 100 and int(diag.get("refused_commands.unauthenticated", "0")) > 0, diag
-    assert {c.source for c in rig.commands if c.mac} <= {"pid", "safe_stop"}
 
 
 def test_on_the_rig_only_the_reset_button_resets_a_latched_e_stop(rig_factory):
@@ -308,3 +296,48 @@ def test_on_the_rig_only_the_reset_button_resets_a_latched_e_stop(rig_factory):
     rig.run_for(0.3)
     rig.emulator.reset_button.write_text("0\n")  # ... and release
     rig.probe.wait_for(lambda: rig.commands[-1].source == "pid", 10.0, "the controller back after the button")
+
+
+def _foreign(processes, mode: str, duration_s: float, *args: str) -> dict:
+    """Run the foreign participant (no keys) against the rig's graph; returns what it sent."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    report = processes.tmp_path / f"foreign_{mode}.json"
+    proc = subprocess.Popen([sys.executable, "-m", "exo.testing.foreign_node", mode, "--duration", str(duration_s),
+                             "--report", str(report), *args], env={**os.environ, **processes.env},
+                            start_new_session=True)
+    processes.children.append(proc)
+    proc.wait(timeout=60 + duration_s)
+    return json.loads(report.read_text())
+
+
+def test_spoofed_requests_never_reach_the_emulated_motor(rig_factory, processes):
+    """Requests labelled 'pid' for the next step, forged and tampered copies: refused, counted, never passed."""
+    rig = rig_factory()
+    rig.probe.wait_for(lambda: sum(c.source == "pid" for c in rig.commands) > 20, 30.0, "the PID in charge")
+    start = len(rig.commands)
+    sent = _foreign(processes, "request", 5.0, "--torque", "-65")
+    rig.run_for(1.0)
+    assert sent.get("request next step", 0) >= 50, sent  # (the foreigner needs a while to discover the graph)
+    window = rig.commands[start:]
+    assert window and all(c.torque != -65.0 for c in window)
+    assert {c.source for c in window} <= {"pid", "fallback_pid"}
+    assert rig.status[-1].security_events >= 150 and "torque_request" in rig.status[-1].last_security_event
+
+
+def test_a_fake_knee_sensor_on_the_emulated_rig_gives_a_latched_safe_stop(rig_factory, processes):
+    """A second joint_states publisher (0.8 rad, host-clock stamps) with spoofed 70 N m requests."""
+    rig = rig_factory()
+    rig.probe.wait_for(lambda: sum(c.source == "pid" for c in rig.commands) > 20, 30.0, "the PID in charge")
+    start = len(rig.joint)
+    sent = _foreign(processes, "joint", 3.0, "--clock", "wall", "--torque", "70")
+    rig.run_for(0.5)
+    assert sent.get("joint sample", 0) >= 100, sent
+    stops = [s for s in rig.status if s.state_name == "SAFE_STOP" and "publishers on joint_states" in s.reason]
+    assert stops, [s.reason for s in rig.status[-5:]]
+    assert rig.commands[-1].source == "safe_stop"
+    # the motor (its own replies) never applied more than the monitor commanded (the cap), fake knee or not
+    assert max(abs(m.effort[0]) for m in rig.joint[start:]) <= 70.0 + 2 * 144.0 / 4095 + 1e-6

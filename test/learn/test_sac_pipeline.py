@@ -26,9 +26,10 @@ from exo.control import ControllerSpec, make_controller
 from exo.control.sac import SacController, gelu
 from exo.envs.observation import OBS_DIM, OBS_LAYOUT
 from exo.evaluate import EvalConfig, evaluate, run_trial
+from exo.learn.actor import deterministic_actor
 from exo.learn.config import SacConfig, load_sac_config
 from exo.learn.evaluation import evaluate_controller
-from exo.learn.export import check_observations, deterministic_actor
+from exo.learn.export import check_observations
 from exo.learn.sac import build_model, make_vec_env, train
 
 TINY = {

@@ -9,14 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from exo.envs.config import load_env_config, parse_env_config
 from exo.params import ConfigError
 from exo.twin import make_twin
-from exo.twin.config import (
-    load_env_config,
-    load_twin_config,
-    parse_env_config,
-    parse_twin_config,
-)
+from exo.twin.config import load_twin_config, parse_twin_config
 
 REPO = Path(__file__).resolve().parents[2]
 

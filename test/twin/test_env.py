@@ -12,9 +12,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import exo.envs
+from exo.envs.config import load_env_config
 from exo.envs.knee_extension import KneeExtensionEnv, compute_reward
 from exo.envs.observation import OBS_DIM, OBS_LAYOUT, build_observation, observation_value
-from exo.twin.config import load_env_config
 from exo.twin.interface import Measurements
 
 KINDS = ("full", "reduced")

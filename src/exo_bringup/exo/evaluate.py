@@ -48,8 +48,6 @@ import csv
 import json
 import math
 import multiprocessing
-import platform
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -61,7 +59,9 @@ from typing import Any
 import numpy as np
 
 from exo.control.base import Controller
+from exo.envs.config import load_env_config
 from exo.metrics import METRIC_NAMES, SettlingMethod, TrialMetrics, compute_trial_metrics, summarize
+from exo.records import git_info, json_safe, versions
 
 ControllerFactory = Callable[[], Controller]
 
@@ -403,8 +403,6 @@ def evaluate(
 
 def safety_definition(config: EvalConfig) -> dict[str, Any]:
     """How trials end and what counts as unsafe (recorded in summary.json)."""
-    from exo.twin.config import load_env_config
-
     options = config.env_options()
     overrides = {k: v for k, v in options.items() if k not in ("terminate_on_unsafe", "twin_overrides", "config")}
     env_cfg = options.get("config") or load_env_config()
@@ -416,60 +414,6 @@ def safety_definition(config: EvalConfig) -> dict[str, Any]:
         "unsafe": "human knee outside safe_range_rad while |interaction torque| > interaction_threshold_nm",
         "trial_length": "full episode (control_steps) unless terminate_on_unsafe or the simulation diverged",
     }
-
-
-# ----------------------------------------------------------------------------- run records
-
-
-def git_info() -> dict[str, Any]:
-    """Commit and dirty flag of the checkout exo runs from (None outside a git checkout)."""
-    from exo.paths import repo_root
-
-    root = repo_root()
-    if root is None:
-        return {"commit": None, "dirty": None}
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(status.strip())}
-
-
-def versions() -> dict[str, str]:
-    """Versions of python and the libraries a result depends on."""
-    import gymnasium
-    import mujoco
-
-    import exo
-
-    return {
-        "python": platform.python_version(),
-        "exo": exo.__version__,
-        "numpy": np.__version__,
-        "mujoco": mujoco.__version__,
-        "gymnasium": gymnasium.__version__,
-    }
-
-
-def json_safe(value: Any) -> Any:
-    """NaN/inf -> None (strict JSON), tuples -> lists, numpy scalars -> python."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def summary_document(report: EvalReport, extra: dict[str, Any] | None = None) -> dict[str, Any]:

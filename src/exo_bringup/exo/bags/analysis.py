@@ -47,7 +47,7 @@ CONTROL_PERIOD_S = 1.0 / contract.DEFAULT_CONTROL_RATE_HZ
 
 def evaluator_trial_duration_s() -> float:
     """Length of an evaluator episode (``control_steps`` of config/env.yaml x control period), s."""
-    from exo.twin.config import load_env_config
+    from exo.envs.config import load_env_config
 
     return float(load_env_config().control_steps) * CONTROL_PERIOD_S
 
@@ -283,8 +283,8 @@ def _score(index: int, t: np.ndarray, angle: np.ndarray, target: np.ndarray, int
 
 def _range_events(t: np.ndarray, angle: np.ndarray, inter: np.ndarray):
     """The evaluator's per-trial unsafe/out-of-range events, with the env's thresholds (human knee angle)."""
+    from exo.envs.config import load_env_config
     from exo.evaluate import safety_events as evaluator_events
-    from exo.twin.config import load_env_config
 
     cfg = load_env_config()
     lo, hi = cfg.safe_range_rad

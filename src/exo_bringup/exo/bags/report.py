@@ -21,8 +21,8 @@ import numpy as np
 
 from exo import contract
 from exo.bags.analysis import SessionAnalysis
-from exo.evaluate import json_safe
 from exo.metrics import METRIC_NAMES
+from exo.records import json_safe
 
 #: Metrics compared across sessions, with the direction that is better.
 COMPARED = (*METRIC_NAMES, "latency_p95_ms", "deadline_misses", "non_ok_states")

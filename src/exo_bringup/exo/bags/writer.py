@@ -84,7 +84,7 @@ class SessionMetadata:
 
 def current_commit() -> str:
     """The exo checkout's commit ("<sha>" or "<sha>+dirty"), or "" outside a git checkout."""
-    from exo.evaluate import git_info
+    from exo.records import git_info
 
     info = git_info()
     if not info.get("commit"):

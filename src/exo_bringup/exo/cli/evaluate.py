@@ -71,8 +71,8 @@ def _check_controller(spec: ControllerSpec, config: Path | None, key: str, overr
 
 def _check_env_params(env_kwargs: dict[str, Any]) -> None:
     """Refuse ``--env-param`` overrides the env config does not have or cannot take (ConfigError)."""
+    from exo.envs.config import load_env_config
     from exo.params import ConfigError
-    from exo.twin.config import load_env_config
 
     overrides = {k: v for k, v in env_kwargs.items() if k != "terminate_on_unsafe"}
     if not overrides:
@@ -257,7 +257,7 @@ def tune_pid_command(
     from rich.table import Table
 
     from exo.control.ziegler_nichols import tune_on_twin
-    from exo.evaluate import git_info, json_safe, versions
+    from exo.records import git_info, json_safe, versions
 
     console = Console()
     if twin not in ("reduced", "full"):
@@ -271,7 +271,7 @@ def tune_pid_command(
 
     started = time.perf_counter()
     if math.isnan(target_rad):
-        from exo.twin.config import load_env_config
+        from exo.envs.config import load_env_config
 
         target_rad = load_env_config().target_knee_angle_rad
     try:

@@ -180,7 +180,7 @@ def real(
         if timing_report and window is not None:
             import json
 
-            from exo.evaluate import json_safe
+            from exo.records import json_safe
 
             report = run_timing(monitor, sensor_stamps, window, cpu0, cpu1,
                                 emulator.timing() if emulator is not None else None)

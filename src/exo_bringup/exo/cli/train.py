@@ -130,7 +130,8 @@ def select_checkpoint_command(
     """
     import torch
 
-    from exo.learn.selection import SELECTION_JSON, select_checkpoint
+    from exo.learn.rundir import SELECTION_JSON
+    from exo.learn.selection import select_checkpoint
 
     torch.set_num_threads(1)
     try:

@@ -8,7 +8,8 @@ import of this package when gymnasium is already loaded) adds:
 
 Both accept the env's keyword arguments in ``gymnasium.make`` (``level=``, overrides, ...).
 The observation is built by :func:`exo.envs.observation.build_observation` (also used live by the
-controller node).
+controller node); the task's configuration (``config/env.yaml``: episode, termination, reward
+terms and weights) is :mod:`exo.envs.config`.
 """
 
 from __future__ import annotations

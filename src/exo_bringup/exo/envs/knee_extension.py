@@ -9,8 +9,8 @@ steps (default 512 = 5.12 s) to bring the knee to 0.2 rad.
   outside are clipped (the twin clips the torque again to +-100 N m).
 - Observation: :func:`exo.envs.observation.build_observation` of the twin's
   :class:`~exo.twin.interface.Measurements` only (see ``OBS_LAYOUT``).
-- Reward: ``sum_k weights[k] * terms[k]`` with the terms of :func:`compute_reward`
-  (weights and term parameters in ``config/env.yaml``); the terms are evaluated on
+- Reward: :func:`weighted_reward`, ``sum_k weights[k] * terms[k]`` over the named terms of
+  :func:`compute_reward` (weights and term parameters in ``config/env.yaml``); the terms are evaluated on
   the human knee (ground truth of the simulation: the task is to move the
   person's knee), the components are in ``info["reward_terms"]``.
 - ``terminated``: the human knee left ``safe_range_rad`` while the interaction
@@ -32,14 +32,15 @@ steps (default 512 = 5.12 s) to bring the knee to 0.2 rad.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from exo.envs.config import EnvConfig, RewardConfig, load_env_config
 from exo.envs.observation import OBS_DIM, OBS_HIGH, OBS_LOW, build_observation
-from exo.twin.config import EnvConfig, RewardConfig, load_env_config
 from exo.twin.interface import KneeTwin, TwinState
 
 
@@ -98,6 +99,18 @@ def compute_reward(
     }
 
 
+def weighted_reward(weights: Mapping[str, float], terms: Mapping[str, float]) -> float:
+    """The step's reward: ``sum_k weights[k] * terms[k]`` over the names of :data:`RewardConfig.TERMS`.
+
+    Added left to right in ``TERMS`` order, not with :func:`sum` (whose float summation is
+    compensated from Python 3.12), so a return is the same to the bit on every Python.
+    """
+    total = -0.0  # the exact identity of float addition (0.0 + -0.0 would be +0.0)
+    for name in RewardConfig.TERMS:
+        total += weights[name] * terms[name]
+    return total
+
+
 def _peak_term(cfg: RewardConfig, tau_nm: float, running_peak_nm: float) -> float:
     if cfg.peak_form == "running_max":
         return -max(0.0, tau_nm - max(running_peak_nm, cfg.peak_above_nm)) / cfg.peak_span_nm
@@ -151,7 +164,6 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
         self._torque_scale = float(self.twin.max_exo_torque_nm)
         self._duration_s = self.config.control_steps * self._dt
         self._target = float(self.config.target_knee_angle_rad)
-        self._weights = tuple(self.config.reward.weights[k] for k in RewardConfig.TERMS)
         self._reset_episode_vars()
 
     def _reset_episode_vars(self) -> None:
@@ -223,15 +235,7 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
         tau_abs = abs(m.interaction_torque_nm)
         if tau_abs > self._running_peak:
             self._running_peak = tau_abs
-        w = self._weights
-        reward = (
-            w[0] * terms["pose"]
-            + w[1] * terms["interaction"]
-            + w[2] * terms["smoothness"]
-            + w[3] * terms["acceleration"]
-            + w[4] * terms["range"]
-            + w[5] * terms["peak"]
-        )
+        reward = weighted_reward(rcfg.weights, terms)
         self._action = a
         diverged = not (math.isfinite(knee) and math.isfinite(vel) and math.isfinite(m.interaction_torque_nm))
         out_of_range, unsafe = self._safety_flags(knee, m.interaction_torque_nm)

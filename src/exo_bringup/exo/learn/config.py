@@ -19,12 +19,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from exo.control.residual import ResidualSpec
 from exo.params import ConfigError, load_yaml
-
-if TYPE_CHECKING:
-    from exo.control.residual import ResidualSpec
+from exo.paths import config_file
 
 #: Sections of config/sac.yaml, in file order.
 SECTIONS = ("network", "algorithm", "residual", "data", "evaluation", "checkpoints", "runtime")
@@ -143,8 +142,6 @@ class SacConfig:
         """The residual base controller, or None for a plain policy (``residual_controller: none``)."""
         if self.residual_controller == "none":
             return None
-        from exo.control.residual import ResidualSpec
-
         return ResidualSpec(self.residual_controller, dict(self.residual_params), float(self.residual_scale),
                             float(self.residual_limit))
 
@@ -185,8 +182,6 @@ def _coerce(name: str, value: Any) -> Any:
 
 def default_config_path() -> Path:
     """``config/sac.yaml`` of the install (see :mod:`exo.paths`)."""
-    from exo.paths import config_file
-
     return config_file("sac.yaml")
 
 

@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from exo.control.base import Controller
+from exo.envs.knee_extension import KneeExtensionEnv
 from exo.evaluate import EvalConfig, EvalReport, TrialResult, safety_events, subject_seed
 from exo.metrics import TrialMetrics, compute_trial_metrics
+from exo.records import json_safe
 
 #: Per-level numbers logged to progress.csv / evaluations.csv (``<name>`` = mean over the level's trials).
 LOGGED_METRICS: tuple[str, ...] = (
@@ -78,8 +80,6 @@ class PolicyEvaluation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly record: config, mean return, per-level numbers and the full summary."""
-        from exo.evaluate import json_safe
-
         return json_safe(
             {
                 "twin": self.report.config.twin,
@@ -100,8 +100,6 @@ _ENVS: dict[tuple[str, int, str], Any] = {}
 def _env(twin: str, level: int, env_overrides: dict[str, Any]) -> Any:
     key = (twin, level, repr(sorted(env_overrides.items())))
     if key not in _ENVS:
-        from exo.envs.knee_extension import KneeExtensionEnv
-
         _ENVS[key] = KneeExtensionEnv(twin=twin, level=level, terminate_on_unsafe=False, **env_overrides)
     return _ENVS[key]
 

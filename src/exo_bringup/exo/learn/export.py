@@ -14,8 +14,8 @@
   the run's fixed subjects, file hashes, and the measured agreement of the three
   formats with torch on random observations (must be within 1e-5).
 
-Only the deterministic path is exported: SAC's stochastic actor samples
-``tanh(mu + sigma * eps)`` during training; deployment uses the mean
+Only the deterministic path is exported (:mod:`exo.learn.actor`): SAC's stochastic
+actor samples ``tanh(mu + sigma * eps)`` during training; deployment uses the mean
 ``tanh(mu)`` (the ``log_std`` head is dropped).
 
 The ONNX file is written with torch's TorchScript-based exporter
@@ -27,6 +27,7 @@ are not.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from stable_baselines3 import SAC
 
 from exo.control.sac import (
     CARD_NAME,
@@ -47,8 +48,14 @@ from exo.control.sac import (
     TORCHSCRIPT_NAME,
     NumpyActor,
     OnnxActor,
+    SacController,
 )
 from exo.envs.observation import OBS_DIM, OBS_HIGH, OBS_LAYOUT, OBS_LOW, OBS_SCALE
+from exo.learn.actor import DeterministicActor, actor_layers, deterministic_actor
+from exo.learn.config import SacConfig
+from exo.learn.evaluation import evaluate_controller
+from exo.learn.rundir import RunDir
+from exo.records import json_safe
 
 #: Largest |difference| allowed between torch and each exported format.
 TOLERANCE = 1e-5
@@ -69,59 +76,6 @@ OBS_UNITS: dict[str, str | tuple[str, ...]] = {
     "time_fraction": "1",
     "intent": ("rad/s", "N m", "1"),
 }
-
-
-class DeterministicActor(nn.Module):
-    """``obs -> tanh(mu(latent_pi(obs)))``: the mean action of an SB3 SAC actor (copied weights)."""
-
-    def __init__(self, latent_pi: nn.Module, mu: nn.Module) -> None:
-        super().__init__()
-        self.latent_pi = latent_pi
-        self.mu = mu
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.mu(self.latent_pi(obs)))
-
-
-def deterministic_actor(model: Any) -> DeterministicActor:
-    """A standalone copy of the deterministic actor of an SB3 ``SAC`` model (or of its ``actor``).
-
-    Raises:
-        ValueError: the actor is not the plain MLP this module exports (gSDE, a
-            non-flatten feature extractor, an activation other than exact GELU).
-    """
-    import copy
-
-    from stable_baselines3.common.torch_layers import FlattenExtractor
-
-    actor = getattr(model, "actor", model)
-    if getattr(actor, "use_sde", False):
-        raise ValueError("gSDE actors are not supported by the exporter")
-    if not isinstance(actor.features_extractor, FlattenExtractor):
-        raise ValueError(f"expected a FlattenExtractor, got {type(actor.features_extractor).__name__}")
-    for layer in actor.latent_pi:
-        if isinstance(layer, nn.GELU) and layer.approximate != "none":
-            raise ValueError("only the exact (erf) GELU is supported")
-        if not isinstance(layer, (nn.Linear, nn.GELU)):
-            raise ValueError(f"unsupported layer {layer!r} in the actor (Linear + GELU only)")
-    module = DeterministicActor(copy.deepcopy(actor.latent_pi), copy.deepcopy(actor.mu)).cpu().float().eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-
-def actor_layers(module: DeterministicActor) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray]]:
-    """(hidden [(W, b), ...], (W_mu, b_mu)) as float32 numpy arrays."""
-    linears = [m for m in module.latent_pi if isinstance(m, nn.Linear)]
-    hidden = [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in linears]
-    mu = (module.mu.weight.detach().numpy().copy(), module.mu.bias.detach().numpy().copy())
-    return hidden, mu
-
-
-def numpy_actor(model: Any) -> NumpyActor:
-    """The numpy twin of a model's deterministic actor (used by the periodic evaluation)."""
-    hidden, mu = actor_layers(deterministic_actor(model))
-    return NumpyActor(hidden, mu)
 
 
 def write_npz(path: Path, module: DeterministicActor, action_scale_nm: float = 100.0) -> None:
@@ -185,8 +139,6 @@ def consistency(folder: Path, module: DeterministicActor, n: int = 1000) -> dict
     the implementation itself (~1e-14). :func:`write_policy` gates the float64 pair and the
     float32 runtimes (ONNX, TorchScript vs torch float32) on :data:`TOLERANCE`.
     """
-    import copy
-
     obs = check_observations(n)
     with torch.no_grad():
         reference = module(torch.from_numpy(obs)).numpy().astype(np.float64)
@@ -281,8 +233,6 @@ def write_policy(
         "evaluation": evaluation or {},
         "consistency": check,
     }
-    from exo.evaluate import json_safe
-
     (out / CARD_NAME).write_text(json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")
     if worst > TOLERANCE:
         raise ValueError(f"exported policy disagrees with torch by {worst:.3g} > {TOLERANCE} ({check})")
@@ -306,12 +256,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, which: str = "best", ev
     Raises:
         FileNotFoundError: no such run or model.
     """
-    from stable_baselines3 import SAC
-
-    from exo.control.sac import SacController
-    from exo.learn.evaluation import evaluate_controller
-    from exo.learn.sac import RunDir
-
     run = RunDir(Path(run_dir))
     record = run.read_record()
     model_path = run.model_path(which)
@@ -339,8 +283,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, which: str = "best", ev
         "best": record.get("best"),
     }
     started = time.perf_counter()
-    from exo.learn.config import SacConfig
-
     spec = SacConfig().with_overrides(**cfg).residual()
     card = write_policy(model, out_dir, training=training, residual=spec.to_dict() if spec else None)
     if evaluate:
@@ -348,7 +290,5 @@ def export_run(run_dir: str | Path, out_dir: str | Path, which: str = "best", ev
         result = evaluate_controller(controller, record["twin"], tuple(cfg["levels"]), cfg["eval_trials_per_level"],
                                      cfg["eval_seed"], dict(cfg["env_overrides"]))
         card["evaluation"] = {**result.to_dict(), "wall_time_s": round(time.perf_counter() - started, 2)}
-        from exo.evaluate import json_safe
-
         (Path(out_dir) / CARD_NAME).write_text(json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")
     return card

@@ -60,16 +60,32 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import stable_baselines3
 import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import CSVOutputFormat, KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from exo.control import load_controller_params
 from exo.control.residual import ResidualSpec
-from exo.learn.config import SacConfig
+from exo.control.sac import SacController
+from exo.envs.knee_extension import KneeExtensionEnv
+from exo.envs.residual import ResidualActionWrapper
+from exo.learn.actor import numpy_actor
+from exo.learn.config import SacConfig, load_sac_config
 from exo.learn.evaluation import LOGGED_METRICS, PolicyEvaluation, evaluate_controller
+from exo.learn.rundir import RunDir, write_atomic
+from exo.records import git_info, versions
 
 ALL_LEVELS = (0, 1, 2, 3)
 TWINS = ("reduced", "full")
@@ -99,9 +115,6 @@ def make_env(twin: str, levels: tuple[int, ...], subject_noise: bool, env_overri
     With ``residual``, the policy's action is a correction added to that base controller
     (:class:`exo.envs.residual.ResidualActionWrapper`).
     """
-    from exo.envs.knee_extension import KneeExtensionEnv
-    from exo.envs.residual import ResidualActionWrapper
-
     env: gym.Env = KneeExtensionEnv(
         twin=twin,
         level=levels[0] if len(levels) == 1 else None,  # None: uniform over 0-3, drawn by the env
@@ -178,7 +191,7 @@ def make_logger(run_dir: Path, resume_from_step: int | None) -> tuple[Logger, li
     """progress.csv (kept across resumes) and, if the package is installed, TensorBoard under tb/."""
     formats: list[KVWriter] = [ResumableCSV(str(run_dir / "progress.csv"), resume_from_step)]
     names = ["csv"]
-    try:
+    try:  # optional dependency, probed when a run starts (not installed everywhere, slow to import)
         import tensorboard  # noqa: F401
         from stable_baselines3.common.logger import TensorBoardOutputFormat
 
@@ -189,67 +202,7 @@ def make_logger(run_dir: Path, resume_from_step: int | None) -> tuple[Logger, li
     return Logger(str(run_dir), formats), names
 
 
-# ----------------------------------------------------------------------------- run folder
-
-
-@dataclass
-class RunDir:
-    """Paths and records of one training run folder (layout in the module docstring)."""
-
-    root: Path
-
-    @property
-    def record_path(self) -> Path:
-        return self.root / "run.json"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    def read_record(self) -> dict[str, Any]:
-        if not self.record_path.is_file():
-            raise FileNotFoundError(f"{self.root} is not a training run (no run.json)")
-        return json.loads(self.record_path.read_text())
-
-    def write_record(self, record: dict[str, Any]) -> None:
-        from exo.evaluate import json_safe
-
-        _write_atomic(self.record_path, json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")
-
-    def latest(self) -> dict[str, Any] | None:
-        path = self.checkpoints / "latest.json"
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    def model_path(self, which: str = "best") -> Path:
-        """The model zip of "best", "final", "latest" (newest checkpoint), "selected"
-        (:func:`exo.learn.selection.select_checkpoint`'s choice) or a checkpoint's step count."""
-        if which == "selected":
-            from exo.learn.selection import selected_model
-
-            return selected_model(self.root)
-        if which.isdigit():
-            path = self.checkpoints / f"model_{int(which):09d}.zip"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} does not exist (no checkpoint at {int(which):,} steps)")
-            return path
-        if which == "latest":
-            latest = self.latest()
-            if latest is None:
-                raise FileNotFoundError(f"{self.root}: no checkpoint yet")
-            path = self.checkpoints / latest["model"]
-        elif which in ("best", "final"):
-            path = self.root / which / "model.zip"
-        else:
-            raise ValueError(f"which must be best, final, latest, selected or a step count, got {which!r}")
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist (the run has no {which} model yet)")
-        return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+# ----------------------------------------------------------------------------- run folder (exo.learn.rundir)
 
 
 def _save_model_atomic(model: SAC, path: Path) -> None:
@@ -285,9 +238,6 @@ class EvaluationCallback(BaseCallback):
         return True
 
     def evaluate(self) -> PolicyEvaluation:
-        from exo.control.sac import SacController
-        from exo.learn.export import numpy_actor
-
         started = time.perf_counter()
         controller = SacController.from_actor(numpy_actor(self.model), residual=self.cfg.residual())
         result = evaluate_controller(controller, self.twin, tuple(self.cfg.levels), self.cfg.eval_trials_per_level,
@@ -308,7 +258,7 @@ class EvaluationCallback(BaseCallback):
         if best is None or result.mean_return > best["mean_return"]:
             (self.run.root / "best").mkdir(exist_ok=True)
             _save_model_atomic(self.model, self.run.root / "best" / "model.zip")
-            _write_atomic(self.run.root / "best" / "eval.json", json.dumps(document, indent=2) + "\n")
+            write_atomic(self.run.root / "best" / "eval.json", json.dumps(document, indent=2) + "\n")
             self.state["best"] = {"steps": steps, "mean_return": result.mean_return}
         self.echo(_eval_line(steps, result.mean_return, per_level, elapsed, self.state["best"]))
         return result
@@ -335,8 +285,12 @@ def _eval_line(steps: int, mean_return: float, per_level: dict[int, dict[str, fl
             f"{elapsed:.1f} s)\n    " + "\n    ".join(parts))
 
 
-class CheckpointCallback(BaseCallback):
-    """Every ``checkpoint_every_steps``: model (+ replay buffer), then ``latest.json`` pointing at both."""
+class ResumableCheckpointCallback(BaseCallback):
+    """Every ``checkpoint_every_steps``: model (+ replay buffer), then ``latest.json`` pointing at both.
+
+    ``latest.json`` is what ``--resume`` restarts from (SB3's own ``CheckpointCallback`` writes the
+    model files only); older checkpoints beyond ``keep_checkpoints`` are deleted.
+    """
 
     def __init__(self, run: RunDir, cfg: SacConfig, state: dict[str, Any], echo: Callable[[str], None]) -> None:
         super().__init__()
@@ -372,7 +326,7 @@ class CheckpointCallback(BaseCallback):
             "time_utc": _now(),
             "best": self.state.get("best"),
         }
-        _write_atomic(folder / "latest.json", json.dumps(latest, indent=2) + "\n")
+        write_atomic(folder / "latest.json", json.dumps(latest, indent=2) + "\n")
         models = sorted(folder.glob("model_*.zip"))
         for old in models[: -self.cfg.keep_checkpoints]:
             old.unlink()
@@ -400,15 +354,6 @@ class ProgressCallback(BaseCallback):
         self._last_time = time.perf_counter()
         self._last_updates = int(getattr(self.model, "_n_updates", 0))
         if self.use_bar:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
             self._bar = Progress(TextColumn("sac"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                  TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
             self._bar.start()
@@ -466,10 +411,6 @@ class TrainResult:
 
 
 def _versions() -> dict[str, str]:
-    import stable_baselines3
-
-    from exo.evaluate import versions
-
     return {**versions(), "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__}
 
 
@@ -522,14 +463,10 @@ def train(
     else:
         if run.record_path.exists():
             raise FileExistsError(f"{out} already holds a training run; use --resume or another --out")
-        from exo.learn.config import load_sac_config
-
         if config is None:
             config, config_sources = load_sac_config()
         cfg = config
         if cfg.residual_controller != "none" and not cfg.residual_params:
-            from exo.control import load_controller_params
-
             cfg = cfg.with_overrides(residual_params=load_controller_params(cfg.residual_controller))
         record = {
             "algo": "sac",
@@ -547,8 +484,6 @@ def train(
         latest = None
     torch.set_num_threads(cfg.torch_threads)
     run.root.mkdir(parents=True, exist_ok=True)
-    from exo.evaluate import git_info
-
     record.update({"steps": steps, "git": git_info(), "versions": _versions()})
 
     venv = make_vec_env(twin, cfg)
@@ -580,7 +515,7 @@ def train(
 
         bar = sys.stdout.isatty() if progress_bar is None else progress_bar
         evaluation = EvaluationCallback(run, twin, cfg, echo, state)
-        checkpoint = CheckpointCallback(run, cfg, state, echo)
+        checkpoint = ResumableCheckpointCallback(run, cfg, state, echo)
         every = max(1_000, min(10_000, steps // 50))
         callbacks = CallbackList([evaluation, checkpoint, ProgressCallback(steps, every, echo, bar)])
         echo(f"training SAC on the {twin} twin: {start_steps:,} -> {steps:,} steps, seed {seed}, "
@@ -596,7 +531,7 @@ def train(
             evaluation.evaluate()
         (run.root / "final").mkdir(exist_ok=True)
         _save_model_atomic(model, run.root / "final" / "model.zip")
-        _write_atomic(run.root / "final" / "eval.json", json.dumps(state["last_eval"], indent=2) + "\n")
+        write_atomic(run.root / "final" / "eval.json", json.dumps(state["last_eval"], indent=2) + "\n")
         checkpoint.init_callback(model)
         if latest is None or int(latest["steps"]) != model.num_timesteps:
             checkpoint.save()

@@ -24,7 +24,8 @@ evaluation (seed 0), so the selection never sees the subjects it is judged on.
 
 Outputs in the run folder: ``selection.csv`` (one row per model) and
 ``selection.json`` (targets, PID reference, every score, the chosen model);
-``exo export-policy RUN --which selected`` exports the chosen one.
+``exo export-policy RUN --which selected`` exports the chosen one
+(:func:`exo.learn.rundir.selected_model` reads it back).
 """
 
 from __future__ import annotations
@@ -38,11 +39,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exo.learn.evaluation import PolicyEvaluation, evaluate_controller
+from stable_baselines3 import SAC
 
-#: File names written into the run folder.
-SELECTION_JSON = "selection.json"
-SELECTION_CSV = "selection.csv"
+from exo.control import load_controller_params, make_controller
+from exo.control.sac import SacController
+from exo.learn.actor import numpy_actor
+from exo.learn.config import SacConfig
+from exo.learn.evaluation import PolicyEvaluation, evaluate_controller
+from exo.learn.rundir import SELECTION_CSV, SELECTION_JSON, RunDir
+from exo.records import json_safe
 
 
 @dataclass(frozen=True)
@@ -144,14 +149,6 @@ def select_checkpoint(
     Raises:
         FileNotFoundError: no run record or no checkpoint in ``run_dir``.
     """
-    from stable_baselines3 import SAC
-
-    from exo.control import load_controller_params, make_controller
-    from exo.control.sac import SacController
-    from exo.learn.config import SacConfig
-    from exo.learn.export import numpy_actor
-    from exo.learn.sac import RunDir
-
     run = RunDir(Path(run_dir))
     record = run.read_record()
     cfg = record["config"]
@@ -192,26 +189,9 @@ def select_checkpoint(
         "selected": best,
         "wall_time_s": round(time.perf_counter() - started, 2),
     }
-    from exo.evaluate import json_safe
-
     (run.root / SELECTION_JSON).write_text(json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
     with open(run.root / SELECTION_CSV, "w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     return SelectionResult(rows=rows, selected=best, pid=pid, document=document)
-
-
-def selected_model(run_dir: str | Path) -> Path:
-    """The model chosen by the last :func:`select_checkpoint` of a run.
-
-    Raises:
-        FileNotFoundError: the run has no selection yet, or its model was deleted since.
-    """
-    path = Path(run_dir) / SELECTION_JSON
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run `exo select-checkpoint {run_dir}` first")
-    model = Path(run_dir) / json.loads(path.read_text())["selected"]["model"]
-    if not model.is_file():
-        raise FileNotFoundError(f"{model} (selected in {path}) no longer exists")
-    return model

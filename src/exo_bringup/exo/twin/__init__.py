@@ -4,7 +4,7 @@
 - :mod:`exo.twin.reflex`: the spastic reflex model (Table I levels, per-subject noise);
 - :mod:`exo.twin.full`: MyoLeg + exoskeleton twin, kind "full";
 - :mod:`exo.twin.reduced`: 1-DoF knee twin fitted to the full one, kind "reduced";
-- :mod:`exo.twin.config`: ``config/twin.yaml`` and ``config/env.yaml`` loaders.
+- :mod:`exo.twin.config`: the ``config/twin.yaml`` loader (the task's ``config/env.yaml``: :mod:`exo.envs.config`).
 
 :func:`make_twin` is the one entry point the env, the tools and the ROS shell use.
 The twins (and MuJoCo) are imported only when a twin is built.

@@ -90,18 +90,26 @@ def mcap_files(path: Path) -> list[Path]:
     return files
 
 
-def _custom_data(path: Path) -> dict[str, str]:
-    """The ``exo.*`` custom_data of every metadata.yaml under ``path`` (first wins)."""
+def _bag_infos(path: Path) -> Iterator[dict]:
+    """The ``rosbag2_bagfile_information`` of every readable metadata.yaml under ``path``, in bag order
+    (a broken or missing one is skipped: a recorder killed before it closed the bag writes none)."""
     import yaml
 
-    out: dict[str, str] = {}
     if not path.is_dir():
-        return out
+        return
     for meta in sorted(path.rglob("metadata.yaml"), key=_natural_key):
         try:
             info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
         except Exception:  # noqa: BLE001 - a broken metadata.yaml is a problem, not a crash
             continue
+        if isinstance(info, dict):
+            yield info
+
+
+def _custom_data(path: Path) -> dict[str, str]:
+    """The ``exo.*`` custom_data of every metadata.yaml under ``path`` (first wins)."""
+    out: dict[str, str] = {}
+    for info in _bag_infos(path):
         for key, value in (info.get("custom_data") or {}).items():
             if key.startswith(CUSTOM_PREFIX) and key[len(CUSTOM_PREFIX):] not in out:
                 out[key[len(CUSTOM_PREFIX):]] = str(value)
@@ -110,20 +118,14 @@ def _custom_data(path: Path) -> dict[str, str]:
 
 def listed_message_counts(path: Path) -> dict[str, int]:
     """Topic -> message count that the ``metadata.yaml`` files under ``path`` list (summed over the
-    session's bags); empty for a bare ``.mcap`` file or where a bag has no readable metadata.yaml
-    (a recorder killed before it closed the bag writes none)."""
-    import yaml
-
+    session's bags); empty for a bare ``.mcap`` file or where a bag has no readable metadata.yaml."""
     counts: dict[str, int] = {}
-    if not path.is_dir():
-        return counts
-    for meta in sorted(path.rglob("metadata.yaml"), key=_natural_key):
+    for info in _bag_infos(path):
         try:
-            info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
             for item in info.get("topics_with_message_count") or []:
                 topic = str(item["topic_metadata"]["name"])
                 counts[topic] = counts.get(topic, 0) + int(item["message_count"])
-        except Exception:  # noqa: BLE001 - a broken metadata.yaml only means the counts are unknown
+        except (KeyError, TypeError, ValueError):  # malformed counts only mean they are unknown
             continue
     return counts
 

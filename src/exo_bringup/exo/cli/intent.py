@@ -79,8 +79,8 @@ def _print_levels(m: dict) -> None:
 
 
 def eval_intent_command(
-    model: Annotated[Path, typer.Argument(help="Model folder (model.npz + card.json).")] = Path(
-        "models/intent/lstm-reduced"),
+    model: Annotated[Path | None, typer.Argument(
+        help="Model folder (model.npz + card.json); default: the committed models/intent/lstm-reduced.")] = None,
     subjects: Annotated[int, typer.Option(min=4, help="Held-out test subjects (levels 0-3 in turn).")] = 16,
     duration: Annotated[float, typer.Option(min=20.0, help="Session length per subject, s.")] = 60.0,
     data: Annotated[list[Path] | None, typer.Option(
@@ -92,6 +92,10 @@ def eval_intent_command(
     out: Annotated[Path | None, typer.Option(help="Write the metrics as JSON here.")] = None,
 ) -> None:
     """Accuracy, macro-F1, velocity RMSE, onset delay (per level) and per-window inference latency."""
+    if model is None:  # the installed committed model, wherever the command runs from
+        from exo.paths import models_dir
+
+        model = models_dir() / "intent" / "lstm-reduced"
 
     from exo.intent.dataset import session_frames
     from exo.intent.loader import RecordingError, load_recording

@@ -23,6 +23,7 @@ import pytest
 from exo import contract
 from exo.paths import config_file
 from exo.ros.convert import from_time_msg, stamp_ns
+from exo.ros.qos import qos_profile
 from exo.safety import SafetyLimits
 from exo.security import REQUEST_PURPOSE, MessageVerifier, Verdict
 from exo.security.keys import load_secret
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.ros
 
 LIMITS = SafetyLimits.from_yaml(config_file("safety.yaml"))
 NODES = ["sim_bridge", "controller", "safety_monitor"]
+FAKE_ANGLE_RAD = 0.8125  # the foreigner's fake knee angle (exact in binary: told apart from the twin's)
 
 
 def attack(processes, mode: str, namespace: str = "/exo", duration_s: float = 30.0, *args: str) -> tuple:
@@ -78,44 +80,42 @@ def first_per_stamp(commands) -> dict[float, object]:
 
 
 def run_pair(processes, ros_domain, mode: str, until_s: float = 3.0, *attack_args: str):
-    """Two lockstep PID graphs with the same seed, side by side; the foreigner attacks the first.
+    """Two lockstep PID runs with the same seed, one after the other; the foreigner attacks the first.
 
     Returns ({namespace: (commands, joint_states)}, attacker report). Lockstep is deterministic, so
-    whatever the attack changed shows as a difference between the two.
+    whatever the attack changed shows as a difference between the two. (One after the other, not side by
+    side: two graphs, the foreigner and two probes on two cores drop best-effort sensor samples, and a
+    lockstep graph that loses one waits for its command and advances on its timeout.)
     """
     from exo.testing.probe import RosProbe
 
-    runs = {}
+    series, sent = {}, {}
     for ns in ("/exo_a", "/exo_b"):
         probe = RosProbe(ros_domain, ns, name=f"probe_{ns.strip('/')}", events=True)
-        commands, joint = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.JOINT_STATES)
         graph = processes.graph("sim", start=False, controller="pid", level="2", subject_seed="7",
                                 lockstep="true", namespace=ns)
-        runs[ns] = (probe, commands, joint, graph)
-    try:
-        for probe, _, _, graph in runs.values():
+        try:
+            # the probe reads torque_command with the actuator side's deep queue: the foreigner's messages on
+            # the same topic must not push the monitor's out of the probe's own history either
+            commands = probe.subscribe(contract.TORQUE_COMMAND, qos=qos_profile(contract.TORQUE_COMMAND, reader=True))
+            joint = probe.subscribe(contract.JOINT_STATES)
             graph.start([n.name for n in graph.nodes if n.name != "sim_bridge"])
             probe.wait_for_nodes(["controller", "safety_monitor"], timeout_s=60.0, graph=graph)
-        proc, report = attack(processes, mode, "/exo_a", 120.0, *attack_args)
-        time.sleep(2.0)  # the foreigner discovers the graph first
-        for _, _, _, graph in runs.values():
+            proc = None
+            if ns == "/exo_a":
+                proc, report = attack(processes, mode, ns, 120.0, *attack_args)
+                time.sleep(2.0)  # the foreigner discovers the graph first
             graph.start(["sim_bridge"])
-        deadline = time.monotonic() + 120.0
-
-        def done(joint) -> bool:
-            return bool(joint) and from_time_msg(joint[-1].header.stamp) >= until_s
-
-        while not all(done(joint) for _, _, joint, _ in runs.values()):
-            assert time.monotonic() < deadline, "the graphs did not reach the end in 120 s"
-            for probe, _, _, graph in runs.values():
-                probe.spin_for(0.02)
-                graph.check()
-        sent = finish(proc, report)
-        return {ns: (list(c), list(j)) for ns, (_, c, j, _) in runs.items()}, sent
-    finally:
-        for probe, _, _, graph in runs.values():
+            probe.wait_for(lambda joint=joint: bool(joint) and from_time_msg(joint[-1].header.stamp) >= until_s,
+                           120.0, f"{until_s} s of sim time in {ns}")
+            graph.check()
+            if proc is not None:
+                sent = finish(proc, report)
+            series[ns] = (list(commands), list(joint))
+        finally:
             probe.close()
-            graph.stop()  # the sim bridges write their guard's summary line
+            graph.stop()  # the sim bridge writes its guard's summary line
+    return series, sent
 
 
 def guard_summary(logs: Path, namespace: str) -> dict[str, str]:
@@ -200,19 +200,24 @@ def test_fake_joint_states_give_a_sensor_conflict_and_a_latched_safe_stop(proces
     graph = processes.graph("sim", controller="pid", level="1", lockstep="false")
     commands, status, truth = (probe.subscribe(t) for t in (contract.TORQUE_COMMAND, contract.SAFETY_STATUS,
                                                              contract.SIM_TRUTH))
-    events = probe.subscribe(contract.SAFETY_EVENTS)
+    events, joint = probe.subscribe(contract.SAFETY_EVENTS), probe.subscribe(contract.JOINT_STATES)
     probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
     probe.wait_for(lambda: any(c.source == "pid" for c in commands), 60.0, "the controller in charge")
-    proc, report = attack(processes, "joint", "/exo", 60.0, "--torque", "70")
-    probe.wait_for(lambda: status and status[-1].state_name == "SAFE_STOP" and "publishers on joint_states"
-                   in status[-1].reason, 30.0, "a safe stop for the second joint_states publisher")
+    proc, report = attack(processes, "joint", "/exo", 60.0, "--torque", "70", "--angle", str(FAKE_ANGLE_RAD))
+    # detected as a second joint_states publisher (counted every 0.2 s) or as a knee angle the IMUs
+    # contradict (30 ms), whichever comes first: either is a sensor conflict
+    probe.wait_for(lambda: status and status[-1].state_name == "SAFE_STOP" and "sensor conflict" in status[-1].reason,
+                   30.0, "a safe stop for the sensor conflict")
     t_stop = from_time_msg(status[-1].header.stamp)
-    probe.spin_for(2.0)
+    # a second publisher is seen as soon as it exists; its samples follow once it has heard /clock
+    probe.wait_for(lambda: sum(j.position[0] == FAKE_ANGLE_RAD for j in joint) >= 20, 30.0, "20 fake samples")
+    probe.spin_for(1.0)
     sent = finish(proc, report)
     assert sent.get("joint sample", 0) >= 20, sent
     states = [s.state_name for s in status]
     assert "FALLBACK" in states, states  # first the fallback, then the latched stop
-    assert any(e.kind_name == "SECURITY" and "publishers on joint_states" in e.detail for e in events)
+    assert any(e.kind_name == "SECURITY" and ("publishers on joint_states" in e.detail or "from the IMUs" in e.detail)
+               for e in events), [e.detail for e in events]
     later = [c for c in commands if from_time_msg(c.header.stamp) > t_stop]
     assert later and all(c.source == "safe_stop" and abs(c.torque) <= LIMITS.safe_stop_torque_cap_nm
                          for c in later)
@@ -303,3 +308,50 @@ def test_a_dead_bridge_is_a_safe_stop_within_a_tenth_of_a_second_in_real_time(pr
                       and from_time_msg(c.header.stamp) > last_sample)
     # the monitor runs sensor time on by the wall clock after stall_grace_s (0.1 s) of silence
     assert first_stop - last_sample <= 0.1 + 2 * LIMITS.control_period_s, first_stop - last_sample
+
+
+def test_a_refused_command_does_not_advance_a_lockstep_bridge(processes, probe, ros_domain):
+    """The actuator side acts on the monitor's commands only: a refused one for the current step (no MAC, a
+    forged MAC) neither moves the knee nor advances the lockstep simulation; the monitor's signed one does."""
+    from exo.ros.trust import sign_message
+    from exo.security import COMMAND_PURPOSE, MessageSigner
+    from exo_msgs.msg import TorqueCommand
+
+    graph = processes.graph("sim", only=("sim_bridge",), controller="pid", level="1", lockstep="true")
+    joint = probe.subscribe(contract.JOINT_STATES)
+    pub = probe.publisher(contract.TORQUE_COMMAND, qos=qos_profile(contract.TORQUE_COMMAND))
+    probe.wait_for(lambda: bool(joint), 60.0, "the bridge's step 0")
+    probe.wait_for_subscribers(pub)
+
+    def command(torque: float, mac: bytes = b"") -> TorqueCommand:
+        msg = TorqueCommand(joint=contract.KNEE_JOINT, torque=torque, source="pid", seq=len(joint) + 1, mac=mac)
+        msg.header.stamp = joint[-1].header.stamp
+        return msg
+
+    for i in range(20):  # each stamped with the newest step the bridge published
+        pub.publish(command(20.0, bytes(32) if i % 2 else b""))
+        probe.spin_for(0.02)
+    probe.spin_for(0.5)
+    graph.stop()  # the guard's summary line
+    counts = guard_summary(processes.tmp_path / "logs", "exo")
+    stamps_seen = sorted({from_time_msg(j.header.stamp) for j in joint})
+    assert int(counts["refused_commands"]) == 20, counts
+    # a bridge that gets no accepted command advances only on its lockstep timeout (1 s of wall time)
+    assert len(stamps_seen) == 1 + int(counts["lockstep_timeouts"]), (stamps_seen, counts)
+    assert counts["accepted_commands"] == "0"
+
+    # the control: the same command signed with the run's command key is the step's answer
+    graph = processes.graph("sim", only=("sim_bridge",), controller="pid", level="1", lockstep="true",
+                            namespace="/exo_signed")
+    from exo.testing.probe import RosProbe
+
+    with RosProbe(ros_domain, "/exo_signed", name="probe_signed") as signed:
+        joint = signed.subscribe(contract.JOINT_STATES)
+        pub = signed.publisher(contract.TORQUE_COMMAND, qos=qos_profile(contract.TORQUE_COMMAND))
+        signed.wait_for(lambda: bool(joint), 60.0, "the bridge's step 0")
+        signed.wait_for_subscribers(pub)
+        signer = MessageSigner(load_secret(graph.secrets.file("command_key_file")), COMMAND_PURPOSE)
+        msg = command(0.0)
+        sign_message(signer, msg)
+        pub.publish(msg)
+        signed.wait_for(lambda: from_time_msg(joint[-1].header.stamp) > 0.0, 10.0, "the next step")

@@ -193,9 +193,11 @@ class SimBridge(Node):
 
     def _on_command(self, msg: TorqueCommand) -> None:
         refused = trust.apply_command(self.guard, self.sim_time_s, msg)
-        if refused is not None and self.refusal_log.due(time.monotonic()):
-            self.get_logger().warning(
-                f"torque_command refused ({refused}; {self.guard.refused_total()} so far): {self.guard.last_refusal}")
+        if refused is not None:  # a refused command changes nothing, not even the lockstep pacing
+            if self.refusal_log.due(time.monotonic()):
+                self.get_logger().warning(
+                    f"torque_command refused ({refused}; {self.guard.refused_total()} so far): "
+                    f"{self.guard.last_refusal}")
             return
         stamp = convert.from_time_msg(msg.header.stamp)
         if self.p["lockstep"] and abs(stamp - self.sim_time_s) < 1e-6:

@@ -39,6 +39,7 @@ CONTROLLERS: dict[str, str | Callable[..., Controller]] = {
     "pid": "exo.control.pid:PidController",
     "zero": "exo.control.zero:ZeroTorqueController",
     "sac": "exo.control.sac:SacController",
+    "assessment": "exo.control.assessment:AssessmentController",
 }
 
 #: Node whose ROS parameter file (config/controllers.yaml) holds the controllers' parameters.

@@ -76,3 +76,35 @@ def test_the_controller_moves_a_passive_knee_within_the_monitors_cap_and_slew(le
         assert angles.min() < controller.protocol.extended_angle_rad + 0.05
     else:  # a spastic catch the cap cannot overcome: the knee lags, and the whole range is still visited
         assert angles.max() - angles.min() > 0.5
+
+
+def _run_protocol(level: int, seed: int = 3):
+    from exo.twin import make_twin
+
+    controller, twin = AssessmentController(), make_twin("reduced")
+    state = twin.reset(level, seed=seed, initial_knee_angle_rad=controller.protocol.flexed_angle_rad)
+    rows, u = [], 0.0
+    while not controller.done:
+        m = state.measurements
+        u = controller.act(build_observation(m, 0.2, u / 100.0, m.time_s))
+        state = twin.step(u)
+        s = state.measurements
+        rows.append((controller.time_s, s.exo_knee_angle_rad, s.exo_knee_velocity_rad_s, u, s.interaction_torque_nm))
+    return controller.protocol, np.array(rows).T
+
+
+def test_the_summary_shows_velocity_dependent_resistance_only_in_a_spastic_knee():
+    from exo.assessment.summary import summarise
+
+    protocol, relaxed = _run_protocol(0)
+    _, spastic = _run_protocol(2)
+    a, b = summarise(protocol, *relaxed), summarise(protocol, *spastic)
+    assert a.complete and b.complete and len(a.stretches) == 18
+    # flexing back (the extensors stretched) against no reflex: little resistance at any speed; against a
+    # level-2 reflex it grows with speed
+    ra, rb = a.by_velocity(), b.by_velocity()
+    assert max(ra[("flex", v)]["peak_resistance_nm"] for v in (30.0, 90.0, 180.0)) < 10.0
+    assert rb[("flex", 180.0)]["peak_resistance_nm"] > rb[("flex", 30.0)]["peak_resistance_nm"] + 20.0
+    assert rb[("extend", 180.0)]["lag_deg"] > ra[("extend", 180.0)]["lag_deg"] + 10.0
+    with pytest.raises(ValueError, match="interaction_torque_nm holds NaN"):
+        summarise(protocol, *relaxed[:4], np.full(relaxed.shape[1], np.nan))

@@ -10,14 +10,26 @@
   ``--allow-partial``, which compares the readable part under a WARNING line.
 - ``exo analyze BAG... --out DIR``: metrics.json, CSV, PNG and report.html.
 - ``exo export BAG --format csv|parquet --out DIR``: one table per topic.
+
+``replay``, ``analyze`` and ``export`` read a session of the encrypted user store
+instead of a bag path with ``--user ID --session N`` (and ``--store``/``--key-file``,
+see ``exo user``): the session is decrypted into a private temporary folder for the
+command and deleted afterwards. What they derive from it is personal data too, so
+it stays in the store unless ``--out`` asks for plaintext (with a WARNING): the
+analysis is stored as the session's ``analysis`` artefact, the replay is recorded as
+a new ``replay`` session (its comparison as that session's ``comparison``
+artefact), and export refuses to run without ``--out``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,6 +62,49 @@ def _ros_env(domain_id: int, log_dir: Path) -> tuple[int, dict[str, str]]:
 def _stamp() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
 
+
+_USER_HELP = "Read a session of this user of the encrypted user store instead of a bag path (with --session)."
+_STORE_HELP = "User store folder for --user (default: $EXO_STORE, else ~/.local/share/exo/users)."
+_KEY_HELP = "Key file of the user store (default: $EXO_KEY_FILE; a passphrase store reads $EXO_PASSPHRASE)."
+
+
+def _plaintext_warning(console, out: Path, user: str) -> None:
+    console.print(f"[bold yellow]WARNING: {_escape(out)} will hold PLAINTEXT personal data of user {_escape(user)} "
+                  "(derived from the encrypted user store, outside it); protect or delete it.[/]", soft_wrap=True)
+
+
+def _store_source(bags: list[Path], user: str, sessions: list[int], command: str) -> bool:
+    """Whether the command reads store sessions; exit 2 with one line for a bad combination of arguments."""
+    if not user and not sessions:
+        if not bags:
+            _console().print(f"[red]exo {command}: give a bag, or --user ID --session N[/]")
+            raise typer.Exit(2)
+        return False
+    if bags:
+        _console().print(f"[red]exo {command}: give either bag paths or --user ID --session N, not both[/]")
+        raise typer.Exit(2)
+    if not user or not sessions:
+        _console().print(f"[red]exo {command}: --user and --session go together[/]")
+        raise typer.Exit(2)
+    return True
+
+
+def _open_store(store_dir: Path | None, key_file: Path | None):
+    """The user store of ``--store``/``--key-file`` (or the environment), opened and recovered."""
+    from exo.cli.user import open_store
+
+    return open_store(store_dir, key_file)
+
+
+@contextlib.contextmanager
+def _store_bag(store, user: str, number: int) -> Iterator[Path]:
+    """Session ``number`` of ``user`` decrypted into a private temporary folder, deleted when the block ends."""
+    from exo.users import StoreError
+
+    if store.session(user, number).files == 0:
+        raise StoreError(f"session {number} of user {user!r} holds no bag")
+    with store.open_session(user, number) as bag:
+        yield bag
 
 def record(
     out: Path = typer.Option(None, "--out", help="Session folder to create (default runs/bags/<UTC time>)."),
@@ -122,12 +177,14 @@ def wait_for_recorder(runner, env: dict[str, str], timeout_s: float) -> None:
 
 
 def replay(
-    bag: Path = typer.Argument(..., help="Bag to replay (exo session folder, rosbag2 folder or .mcap file)."),
+    bag: Path = typer.Argument(None, help="Bag to replay (exo session folder, rosbag2 folder or .mcap file); "
+                               "or --user ID --session N."),
     rate: float = typer.Option(0.0, min=0.0, help="Sim s per wall s; 0 = lockstep, as fast as the graph answers."),
     controller: str = typer.Option("", help="Controller to re-run (default: the bag's, else pid)."),
     policy: str = typer.Option("", help="Exported policy for --controller sac."),
     out: Path = typer.Option(None, "--out", help="Session folder of the replay's own bag "
-                             "(default runs/replay/<bag>-<UTC time>)."),
+                             "(default runs/replay/<bag>-<UTC time>; for a store session: a new session in the "
+                             "store)."),
     compare: bool = typer.Option(True, help="Compare the new torque_command stream with the recorded one."),
     max_diff: float = typer.Option(math.inf, help="Exit 1 if the max |torque difference| exceeds this, N m."),
     allow_partial: bool = typer.Option(False, "--allow-partial",
@@ -137,50 +194,90 @@ def replay(
     domain_id: int = typer.Option(-1, help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)."),
     startup_timeout: float = typer.Option(60.0, help="Seconds to wait for every node to come up."),
     timeout: float = typer.Option(600.0, help="Wall seconds the whole replay may take."),
+    user: str = typer.Option("", "--user", help=_USER_HELP),
+    session: int = typer.Option(0, "--session", min=0, help="Session number of --user."),
+    store: Path = typer.Option(None, "--store", help=_STORE_HELP),
+    key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
 ) -> None:
     """Re-run controller and safety monitor on a bag's sensors; compare the torque commands."""
     from exo.bags.reader import BagError, open_session
     from exo.bags.replay import recorded_completeness
 
     console = _console()
-    try:
-        source = open_session(bag)
-    except BagError as exc:
-        console.print(f"[red]exo replay: {exc}[/]")
-        raise typer.Exit(2) from None
-    # a truncated/damaged bag: the commands it lost would silently drop out of the comparison
-    completeness = recorded_completeness(source) if compare else None
-    if completeness is not None and completeness.damaged:
-        if not allow_partial:
-            console.print(f"[red]exo replay: {_escape(completeness.describe())}. Not replayed; --allow-partial "
-                          "compares the readable part.[/]", soft_wrap=True)
-            raise typer.Exit(2)
-        console.print(f"[bold yellow]WARNING: {_escape(completeness.describe())}. Comparing the readable part "
-                      "(--allow-partial).[/]", soft_wrap=True)
-    controller = controller or source.metadata.controller or "pid"
-    out = out or Path("runs/replay") / f"{source.name}-{_stamp()}"
-    log_dir = out.parent / f"{out.name}-logs"
+    from_store = _store_source([bag] if bag is not None else [], user, [session] if session else [], "replay")
+    with contextlib.ExitStack() as stack:
+        user_store = None
+        into_store = False
+        if from_store:
+            user_store = _open_store(store, key_file)
+            bag = stack.enter_context(_store_bag(user_store, user, session))
+        try:
+            source = open_session(bag)
+        except BagError as exc:
+            console.print(f"[red]exo replay: {exc}[/]")
+            raise typer.Exit(2) from None
+        # a truncated/damaged bag: the commands it lost would silently drop out of the comparison
+        completeness = recorded_completeness(source) if compare else None
+        if completeness is not None and completeness.damaged:
+            if not allow_partial:
+                console.print(f"[red]exo replay: {_escape(completeness.describe())}. Not replayed; --allow-partial "
+                              "compares the readable part.[/]", soft_wrap=True)
+                raise typer.Exit(2)
+            console.print(f"[bold yellow]WARNING: {_escape(completeness.describe())}. Comparing the readable part "
+                          "(--allow-partial).[/]", soft_wrap=True)
+        controller = controller or source.metadata.controller or "pid"
+        if user_store is not None and out is None:  # the replay of a user's session is theirs: into the store
+            log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="exo-replay-logs-")))
+            meta = {"source_session": session, "controller": controller, "policy": policy}
+            out = stack.enter_context(user_store.recording(user, "replay", meta))
+            shown = f"a new replay session of user {user}"
+            into_store = True
+        else:
+            if user_store is not None:
+                _plaintext_warning(console, out, user)
+            out = out or Path("runs/replay") / f"{source.name}-{_stamp()}"
+            log_dir = out.parent / f"{out.name}-logs"
+            shown = str(out)
+        code, document = _replay_and_compare(console, source, bag, out, log_dir, controller=controller, policy=policy,
+                                             rate=rate, namespace=namespace, domain_id=domain_id,
+                                             startup_timeout=startup_timeout, timeout=timeout, compare=compare,
+                                             max_diff=max_diff, completeness=completeness, shown=shown)
+        if document is not None and not into_store:
+            (out / "comparison.json").write_text(json.dumps(document, indent=2) + "\n")
+            console.print(f"comparison: {out / 'comparison.json'}")
+    if document is not None and into_store:
+        new = user_store.sessions(user)[-1]
+        user_store.put_json(user, new.number, "comparison", document)
+        console.print(f"replay stored as session {new.number} of user {user} (its comparison as artefact "
+                      "'comparison'); --out DIR writes it in plaintext instead")
+    if code:
+        raise typer.Exit(code)
+
+
+def _replay_and_compare(console, source, bag: Path, out: Path, log_dir: Path, *, controller: str, policy: str,
+                        rate: float, namespace: str, domain_id: int, startup_timeout: float, timeout: float,
+                        compare: bool, max_diff: float, completeness, shown: str) -> tuple[int, dict | None]:
+    """Replay ``bag`` into ``out`` and compare; returns (exit code, comparison document or None)."""
     try:
         new_bag, elapsed = run_replay(bag, out, log_dir, controller=controller, policy=policy, rate=rate,
                                       namespace=namespace, domain_id=domain_id, startup_timeout=startup_timeout,
                                       timeout=timeout, progress=console.print)
     except (RuntimeError, TimeoutError, ValueError) as exc:
         console.print(f"[red]exo replay: {_escape(exc)}[/]")
-        raise typer.Exit(1) from None
-    console.print(f"replayed in {elapsed:.1f} s wall; new bag: {new_bag}")
+        return 1, None
+    console.print(f"replayed in {elapsed:.1f} s wall; new bag: {shown}")
     if not compare:
-        return
+        return 0, None
     result = compare_bags(bag, new_bag)
     document = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.to_dict().items()}
     if completeness is not None and completeness.damaged:
         document.update({"partial": True, **completeness.to_dict()})
-    (out / "comparison.json").write_text(json.dumps(document, indent=2) + "\n")
     first = "none" if math.isnan(result.first_divergence_s) else f"{result.first_divergence_s:.3f} s"
     console.print(
         f"torque_command recorded vs replayed: {result.matched} matched, max |diff| {result.max_abs_diff_nm:.3g} N m, "
         f"RMS {result.rms_diff_nm:.3g} N m, first divergence {first}, "
         f"{result.only_recorded} only recorded, {result.only_replayed} only replayed, "
-        f"{result.source_changes} source changes -> {out / 'comparison.json'}")
+        f"{result.source_changes} source changes")
     if completeness is not None and completeness.damaged:
         listed = "an unknown number of" if completeness.listed is None else f"{completeness.listed}"
         not_compared = "an unknown number" if completeness.unreadable is None else f"{completeness.unreadable}"
@@ -189,7 +286,8 @@ def replay(
                       f"not compared; {result.only_recorded} readable ones had no replayed answer.[/]", soft_wrap=True)
     if result.matched == 0 or result.max_abs_diff_nm > max_diff:
         console.print(f"[red]exo replay: commands differ by more than {max_diff} N m[/]")
-        raise typer.Exit(1)
+        return 1, document
+    return 0, document
 
 
 def run_replay(bag: Path, out: Path, log_dir: Path, *, controller: str = "pid", policy: str = "", rate: float = 0.0,
@@ -278,51 +376,80 @@ def compare_bags(recorded: Path, replayed: Path):
 
 
 def analyze(
-    bags: list[Path] = typer.Argument(..., help="Bags (sessions, bag folders or .mcap files); the first is the "
-                                      "baseline of the comparison."),
-    out: Path = typer.Option(Path("runs/analysis"), "--out", help="Folder for metrics.json, CSV, PNG, report.html."),
+    bags: list[Path] = typer.Argument(None, help="Bags (sessions, bag folders or .mcap files); the first is the "
+                                      "baseline of the comparison. Or --user ID --session N."),
+    out: Path = typer.Option(None, "--out", help="Folder for metrics.json, CSV, PNG, report.html (default "
+                             "runs/analysis; for store sessions: none, the analysis is stored in the store)."),
     trial_duration: float = typer.Option(-1.0, help="Seconds of each trial to score (default: the evaluator's "
                                          "episode length; 0 = whole trials)."),
+    user: str = typer.Option("", "--user", help=_USER_HELP),
+    session: list[int] = typer.Option(None, "--session", help="Session number of --user (repeatable; the first "
+                                      "is the baseline)."),
+    store: Path = typer.Option(None, "--store", help=_STORE_HELP),
+    key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
 ) -> None:
     """Per-trial metrics, safety events, loop latency and sensor rates of bags, with a report."""
     from exo.bags.analysis import analyze_session
     from exo.bags.reader import BagError, open_session
-    from exo.bags.report import write_report
+    from exo.bags.report import session_document, write_report
+    from exo.records import json_safe
 
     console = _console()
+    sessions = list(session or [])
+    from_store = _store_source(list(bags or []), user, sessions, "analyze")
     analyses = []
-    for path in bags:
-        try:
-            session = open_session(path)
-        except BagError as exc:
-            console.print(f"[red]exo analyze: {exc}[/]")
-            raise typer.Exit(2) from None
-        a = analyze_session(session, None if trial_duration < 0 else trial_duration)
-        for problem in a.problems:
-            console.print(f"[yellow]{a.name}: {problem}[/]")
-        analyses.append(a)
-        scored = [t for t in a.trials if t.metrics is not None]
-        console.print(f"{a.name}: {a.message_count} messages, {len(a.trials)} trial(s) ({len(scored)} scored), "
-                      f"{len(a.safety)} safety state change(s)"
-                      + (f", latency p95 {a.latency.p95_ms:.2f} ms, {a.latency.misses} deadline miss(es)"
-                         if a.latency else ""))
-        for t in scored:
-            m = t.metrics
-            settle = f"{m.settling_time_s:.2f} s" if math.isfinite(m.settling_time_s) else "not settled"
-            console.print(f"  trial {t.index}: settling {settle}, RMS {m.rms_torque_nm:.2f} N m, "
-                          f"peak {m.peak_torque_nm:.2f} N m, final error {m.final_error_deg:.2f} deg, "
-                          f"overshoot {m.overshoot_deg:.2f} deg")
-    paths = write_report(analyses, out)
-    console.print(f"report: {paths['report']}  metrics: {paths['metrics']}")
+    with contextlib.ExitStack() as stack:
+        paths = list(bags or [])
+        user_store = _open_store(store, key_file) if from_store else None
+        for number in sessions if from_store else []:
+            paths.append(stack.enter_context(_store_bag(user_store, user, number)))
+        for path in paths:
+            try:
+                opened = open_session(path)
+            except BagError as exc:
+                console.print(f"[red]exo analyze: {exc}[/]")
+                raise typer.Exit(2) from None
+            a = analyze_session(opened, None if trial_duration < 0 else trial_duration)
+            for problem in a.problems:
+                console.print(f"[yellow]{a.name}: {problem}[/]")
+            analyses.append(a)
+            scored = [t for t in a.trials if t.metrics is not None]
+            console.print(f"{a.name}: {a.message_count} messages, {len(a.trials)} trial(s) ({len(scored)} scored), "
+                          f"{len(a.safety)} safety state change(s)"
+                          + (f", latency p95 {a.latency.p95_ms:.2f} ms, {a.latency.misses} deadline miss(es)"
+                             if a.latency else ""))
+            for t in scored:
+                m = t.metrics
+                settle = f"{m.settling_time_s:.2f} s" if math.isfinite(m.settling_time_s) else "not settled"
+                console.print(f"  trial {t.index}: settling {settle}, RMS {m.rms_torque_nm:.2f} N m, "
+                              f"peak {m.peak_torque_nm:.2f} N m, final error {m.final_error_deg:.2f} deg, "
+                              f"overshoot {m.overshoot_deg:.2f} deg")
+        if user_store is not None and out is None:  # a user's analysis is theirs: it stays in the store
+            for number, a in zip(sessions, analyses, strict=True):
+                document = json_safe({**session_document(a), "path": f"user store, session {number}"})
+                user_store.put_json(user, number, "analysis", document)
+            console.print(f"analysis stored in the user store as artefact 'analysis' of session(s) "
+                          f"{', '.join(map(str, sessions))} of user {user}; --out DIR writes metrics, CSV, figures "
+                          "and report.html in plaintext instead")
+        else:
+            if user_store is not None:
+                _plaintext_warning(console, out, user)
+            paths_written = write_report(analyses, out or Path("runs/analysis"))
+            console.print(f"report: {paths_written['report']}  metrics: {paths_written['metrics']}")
     if all(a.message_count == 0 for a in analyses):
         raise typer.Exit(1)
 
 
 def export(
-    bag: Path = typer.Argument(..., help="Bag to export."),
+    bag: Path = typer.Argument(None, help="Bag to export (or --user ID --session N)."),
     format: str = typer.Option("csv", "--format", help="csv, parquet, or mcap (a complete re-indexed copy: "
                                "repairs a bag whose recorder was killed)."),
-    out: Path = typer.Option(None, "--out", help="Folder for the tables (default runs/export/<bag>)."),
+    out: Path = typer.Option(None, "--out", help="Folder for the tables (default runs/export/<bag>; required for "
+                             "a store session)."),
+    user: str = typer.Option("", "--user", help=_USER_HELP),
+    session: int = typer.Option(0, "--session", min=0, help="Session number of --user."),
+    store: Path = typer.Option(None, "--store", help=_STORE_HELP),
+    key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
 ) -> None:
     """One table per topic (CSV or Parquet) for analysis elsewhere, or a repaired MCAP copy."""
     from exo.bags.export import FORMATS, export_session
@@ -332,15 +459,25 @@ def export(
     if format not in FORMATS:
         console.print(f"[red]exo export: unknown format {format!r}; use {' or '.join(FORMATS)}[/]")
         raise typer.Exit(2)
-    try:
-        session = open_session(bag)
-    except BagError as exc:
-        console.print(f"[red]exo export: {exc}[/]")
-        raise typer.Exit(2) from None
-    out = out or Path("runs/export") / session.name
-    files = export_session(session, out, format)
-    for problem in session.problems:
-        console.print(f"[yellow]{problem}[/]")
+    from_store = _store_source([bag] if bag is not None else [], user, [session] if session else [], "export")
+    if from_store and out is None:
+        console.print(f"[red]exo export: session {session} of user {_escape(user)} is personal data; exporting it "
+                      "writes plaintext outside the encrypted store, so give the folder explicitly with --out DIR[/]",
+                      soft_wrap=True)
+        raise typer.Exit(2)
+    with contextlib.ExitStack() as stack:
+        if from_store:
+            bag = stack.enter_context(_store_bag(_open_store(store, key_file), user, session))
+            _plaintext_warning(console, out, user)
+        try:
+            opened = open_session(bag)
+        except BagError as exc:
+            console.print(f"[red]exo export: {exc}[/]")
+            raise typer.Exit(2) from None
+        out = out or Path("runs/export") / opened.name
+        files = export_session(opened, out, format)
+        for problem in opened.problems:
+            console.print(f"[yellow]{problem}[/]")
     console.print(f"{out}: a complete session" if format == "mcap" else f"{len(files)} table(s) in {out}")
 
 

@@ -83,7 +83,14 @@ LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
         bool,
         ("true", "false"),
     ),
-    "controller": LaunchArgument("pid", "Controller that produces torque_request.", str, ("sac", "pid", "zero")),
+    "controller": LaunchArgument("pid", "Controller that produces torque_request (assessment: the clinical "
+                                 "assessment protocol on a relaxed user, exo assess).", str,
+                                 ("sac", "pid", "zero", "assessment")),
+    "user": LaunchArgument(
+        "", "Pseudonym of a user of the encrypted user store (exo user create): the safety monitor, the actuator "
+        "guard and the assessment take that user's caps from the profile (store and key from EXO_STORE and "
+        "EXO_KEY_FILE or EXO_PASSPHRASE); empty = the conservative caps of config/safety.yaml."
+    ),
     "policy": LaunchArgument("", "Path of an exported policy (for controller:=sac); empty = the default one."),
     "record": LaunchArgument(
         "false", "Run the recorder: every contract topic into a rosbag2 MCAP session.", bool, ("true", "false")
@@ -152,6 +159,8 @@ class NodeSpec:
         """``{parameter: value}`` the resolved launch ``args`` of a mode set on this node."""
         out = {param: args[arg] for param, arg in self.arg_params.items()}
         out.update({param: args[arg] for param, arg in self.follows.items() if arg in args})
+        if args.get("user") and (self.name != "controller" or args.get("controller") == "assessment"):
+            out.update(user_parameters(self.name, str(args["user"])))
         return out
 
 
@@ -258,6 +267,66 @@ NODES: tuple[NodeSpec, ...] = (
 )
 
 
+#: What a user's caps (:func:`exo.users.caps_for`: safety-monitor parameter names of config/safety.yaml) set on
+#: each node: the monitor takes them as they are, the actuator side's guard and the assessment controller
+#: their own copies, so that every layer enforces the user's caps and not only the defaults.
+USER_CAP_PARAMETERS: dict[str, dict[str, str]] = {
+    "safety_monitor": {"user_torque_cap_nm": "user_torque_cap_nm", "max_slew_rate_nm_per_s": "max_slew_rate_nm_per_s",
+                       "joint_min_angle_rad": "joint_min_angle_rad", "joint_max_angle_rad": "joint_max_angle_rad"},
+    "sim_bridge": {"user_torque_cap_nm": "guard.torque_cap_nm", "max_slew_rate_nm_per_s": "guard.max_slew_rate_nm_per_s",
+                   "joint_min_angle_rad": "guard.joint_min_angle_rad", "joint_max_angle_rad": "guard.joint_max_angle_rad"},
+    "actuator_driver": {"user_torque_cap_nm": "guard.torque_cap_nm",
+                        "max_slew_rate_nm_per_s": "guard.max_slew_rate_nm_per_s",
+                        "joint_min_angle_rad": "guard.joint_min_angle_rad",
+                        "joint_max_angle_rad": "guard.joint_max_angle_rad"},
+    "controller": {"user_torque_cap_nm": "assessment.torque_limit_nm",
+                   "max_slew_rate_nm_per_s": "assessment.slew_limit_nm_s"},
+}
+
+
+def user_parameters(node: str, user: str) -> dict[str, float]:
+    """The parameters ``user``'s profile sets on ``node`` (see :data:`USER_CAP_PARAMETERS`).
+
+    The assessment's range is kept inside the user's range of motion too: its flexed and extended ends
+    stay a soft-zone width (config/safety.yaml ``soft_zone_width_rad``) inside the user's joint limits.
+
+    Raises:
+        ValueError: the store cannot be opened, the key is wrong or the user does not exist (the message
+            says which).
+    """
+    caps = _user_caps(user)
+    mapping = USER_CAP_PARAMETERS.get(node, {})
+    out = {mapping[name]: float(value) for name, value in caps.items() if name in mapping}
+    if node == "controller":
+        from exo.assessment import AssessmentProtocol
+        from exo.paths import config_file
+        from exo.safety import SafetyLimits
+
+        limits = SafetyLimits.from_yaml(config_file("safety.yaml"))
+        margin = limits.soft_zone_width_rad
+        protocol = AssessmentProtocol()
+        if "joint_max_angle_rad" in caps:
+            out["assessment.flexed_angle_rad"] = min(protocol.flexed_angle_rad, caps["joint_max_angle_rad"] - margin)
+        if "joint_min_angle_rad" in caps:
+            out["assessment.extended_angle_rad"] = max(protocol.extended_angle_rad,
+                                                       caps["joint_min_angle_rad"] + margin)
+    return out
+
+
+def _user_caps(user: str) -> dict[str, float]:
+    import os
+
+    key = (user, os.environ.get("EXO_STORE", ""), os.environ.get("EXO_KEY_FILE", ""))
+    if key not in _USER_CAPS:
+        from exo.users import caps_for
+
+        _USER_CAPS[key] = dict(caps_for(user))
+    return _USER_CAPS[key]
+
+
+_USER_CAPS: dict[tuple[str, str, str], dict[str, float]] = {}
+
+
 def nodes_for(mode: str) -> list[NodeSpec]:
     """The nodes that run in ``mode`` ("sim", "real" or "replay"), in start order."""
     if mode not in MODES:
@@ -275,7 +344,7 @@ def arguments_for(mode: str) -> dict[str, LaunchArgument]:
 
     Defaults are the mode's own where a node of the mode declares one (``mode_defaults``).
     """
-    common = ("namespace", "use_sim_time", "params_file", "log_level", "enclave_prefix")
+    common = ("namespace", "use_sim_time", "params_file", "log_level", "enclave_prefix", "user")
     nodes = nodes_for(mode)
     used = {arg for n in nodes for arg in n.arg_params.values()}
     used |= {n.enabled_by for n in nodes if n.enabled_by}

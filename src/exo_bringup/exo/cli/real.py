@@ -54,23 +54,66 @@ def real(
     timing_report: Path = typer.Option(None, "--timing-report", help="Write a JSON timing report of the run "
                                        "there: worst gap per sensor topic, command sources, safety transitions, "
                                        "CPU per process, the emulated rig's step lateness (docs/drivers.md)."),
+    user: str = typer.Option("", "--user", help="A user of the encrypted store: the graph runs with the user's caps "
+                             "and the session is recorded into the user's records (encrypted)."),
+    assess: bool = typer.Option(False, "--assess", help="With --user: run the clinical assessment protocol "
+                                "(controller 'assessment', about 40 s; the user stays relaxed) and record it."),
+    store: Path = typer.Option(None, "--store", help="User store folder (default $EXO_STORE or "
+                               "~/.local/share/exo/users)."),
+    key_file: Path = typer.Option(None, "--key-file", help="Store key file (default $EXO_KEY_FILE; or "
+                                  "$EXO_PASSPHRASE)."),
 ) -> None:
     """Run the real graph (hardware drivers, controller, safety monitor) as separate processes."""
     from rich.console import Console
 
+    console = Console()
+    options = {name: value for name, value in locals().items() if name in RUN_OPTIONS}
+    if assess and not user:
+        console.print("[red]exo real: --assess needs --user (the assessment is recorded into the user's records)[/]")
+        raise typer.Exit(2)
+    if assess:
+        from exo.assessment import AssessmentProtocol
+
+        options["controller"] = "assessment"
+        options["duration"] = AssessmentProtocol().duration_s + 1.0
+    if not user:
+        exit_code = _run_real(console, **options)
+    else:
+        from exo.cli.user_session import recording_for
+
+        kind = "assessment" if assess else "real"
+        with recording_for(console, "exo real", user, kind, store, key_file,
+                           {"emulate": emulate, "controller": options["controller"],
+                            **({"emulated_level": level} if emulate else {})}) as recording:
+            exit_code = _run_real(console, **options, user=user, record=recording.bag,
+                                  session_info=f"mode=real,controller={options['controller']}")
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+#: The options of ``exo real`` that :func:`_run_real` takes.
+RUN_OPTIONS = ("duration", "emulate", "fault", "controller", "policy", "level", "namespace", "params_file",
+               "log_level", "domain_id", "log_dir", "startup_timeout", "strict_timing", "nice", "realtime",
+               "timing_report")
+
+
+def _run_real(console, duration: float, emulate: bool, fault: list[str], controller: str, policy: str, level: int,
+              namespace: str, params_file: str, log_level: str, domain_id: int, log_dir: Path,
+              startup_timeout: float, strict_timing: bool, nice: int, realtime: int, timing_report: Path | None,
+              user: str = "", record: Path | None = None, session_info: str = "") -> int:
+    """Run the real graph; the exit code (0 ok, 1 a node died or timed out, 2 bad arguments)."""
     from exo.emulation.devices import EmulatorProcess
     from exo.priority import freeze_startup_heap, raise_priority, set_realtime
     from exo.ros.environment import ros_environment
     from exo.runner import GraphRunner, NodeDied
 
-    console = Console()
     if fault and not emulate:
         console.print("[red]exo real: --fault needs --emulate (faults are injected into emulated devices)[/]")
-        raise typer.Exit(2)
+        return 2
     if emulate and params_file:
         console.print("[red]exo real: --emulate writes its own parameter file (the emulated ports); "
                       "drop --params-file[/]")
-        raise typer.Exit(2)
+        return 2
     domain = domain_id if domain_id >= 0 else int(os.environ.get("ROS_DOMAIN_ID", "0"))
     env = ros_environment(domain, Path(os.environ.get("ROS_LOG_DIR", log_dir / "ros")))
     if "ROS_AUTOMATIC_DISCOVERY_RANGE" in os.environ:
@@ -82,14 +125,18 @@ def real(
                                        **({"timing_file": None} if strict_timing else {}))
         except ValueError as exc:
             console.print(f"[red]exo real: {exc}[/]")
-            raise typer.Exit(2) from None
+            return 2
     arguments = {"controller": controller, "policy": policy, "namespace": namespace,
                  "params_file": str(emulator.params_file) if emulator else params_file, "log_level": log_level}
+    if user:
+        arguments["user"] = user
+    if record is not None:
+        arguments.update(record="true", record_dir=str(record), user_id=user, session_info=session_info)
     try:
         runner = GraphRunner("real", arguments, env=env, log_dir=log_dir)
     except ValueError as exc:
         console.print(f"[red]exo real: {exc}[/]")
-        raise typer.Exit(2) from None
+        return 2
 
     os.environ.update(env)
     from exo.ros.sim_monitor import SimMonitor
@@ -132,6 +179,10 @@ def real(
         runner.start(first)
         prioritise([runner.node(n).process.pid for n in first])
         wait_ready(list(first))
+        if record is not None:  # the recorder must see the loop's first sample too
+            from exo.cli.bags import wait_for_graph
+
+            wait_for_graph(runner, monitor, ["recorder"], startup_timeout)
         make_realtime(first)
         runner.start([ACTUATOR])
         prioritise([runner.node(ACTUATOR).process.pid])
@@ -188,8 +239,7 @@ def real(
             timing_report.parent.mkdir(parents=True, exist_ok=True)
             timing_report.write_text(json.dumps(json_safe(report), indent=1))
             console.print(f"timing report: {timing_report}")
-    if exit_code:
-        raise typer.Exit(exit_code)
+    return exit_code
 
 
 def summary(monitor, wall_s: float):

@@ -37,40 +37,73 @@ def sim(
     startup_timeout: float = typer.Option(60.0, help="Seconds to wait for every node to come up."),
     record: Path = typer.Option(None, "--record", help="Record every contract topic into this new bag session."),
     user_id: str = typer.Option("", help="Pseudonymous user id for the bag's metadata (with --record)."),
+    user: str = typer.Option("", "--user", help="A user of the encrypted store: the graph runs with the user's "
+                             "caps, and the session is recorded into the user's records (encrypted)."),
+    store: Path = typer.Option(None, "--store", help="User store folder (default $EXO_STORE or "
+                               "~/.local/share/exo/users)."),
+    key_file: Path = typer.Option(None, "--key-file", help="Store key file (default $EXO_KEY_FILE; or "
+                                  "$EXO_PASSPHRASE)."),
 ) -> None:
     """Run the sim graph (sim bridge, controller, safety monitor) as separate processes."""
     from rich.console import Console
-    from rich.markup import escape
-
-    from exo.ros.environment import ros_environment
-    from exo.runner import GraphRunner, NodeDied
 
     console = Console()
-    domain = domain_id if domain_id >= 0 else int(os.environ.get("ROS_DOMAIN_ID", "0"))
-    env = ros_environment(domain, Path(os.environ.get("ROS_LOG_DIR", log_dir / "ros")))
-    if "ROS_AUTOMATIC_DISCOVERY_RANGE" in os.environ:  # the user's choice wins
-        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]
+    if user and (record is not None or user_id):
+        console.print("[red]exo sim: --user records into the user's encrypted records; drop --record/--user-id[/]")
+        raise typer.Exit(2)
     arguments = {
         "controller": controller, "twin": twin, "level": str(level), "subject_seed": str(subject_seed),
         "lockstep": str(lockstep).lower(), "policy": policy, "namespace": namespace,
         "params_file": params_file, "log_level": log_level, "intent": str(intent).lower(),
     }
+    info = f"mode=sim,twin={twin},level={level},subject_seed={subject_seed},lockstep={str(lockstep).lower()}"
+    if user:
+        from exo.cli.user_session import recording_for
+
+        with recording_for(console, "exo sim", user, "sim", store, key_file,
+                           {"twin": twin, "level": level, "subject_seed": subject_seed, "controller": controller,
+                            "lockstep": lockstep}) as recording:
+            arguments.update(user=user)
+            exit_code = run_sim_graph(console, "exo sim", arguments, duration, domain_id, log_dir, startup_timeout,
+                                      record=recording.bag, user_id=user, session_info=info)
+    else:
+        exit_code = run_sim_graph(console, "exo sim", arguments, duration, domain_id, log_dir, startup_timeout,
+                                  record=record, user_id=user_id, session_info=info)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def run_sim_graph(console, command: str, arguments: dict[str, str], duration: float, domain_id: int, log_dir: Path,
+                  startup_timeout: float, *, record: Path | None = None, user_id: str = "", session_info: str = "",
+                  on_summary=None) -> int:
+    """Run the sim graph for ``duration`` s of sim time; the exit code (0 ok, 1 a node died or timed out, 2 bad
+    arguments, 130 interrupted). ``on_summary(monitor)`` is called with the live watcher before the graph stops."""
+    from rich.markup import escape
+
+    from exo.ros.environment import ros_environment
+    from exo.runner import GraphRunner, NodeDied
+
+    domain = domain_id if domain_id >= 0 else int(os.environ.get("ROS_DOMAIN_ID", "0"))
+    env = ros_environment(domain, Path(os.environ.get("ROS_LOG_DIR", log_dir / "ros")))
+    if "ROS_AUTOMATIC_DISCOVERY_RANGE" in os.environ:  # the user's choice wins
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]
+    arguments = dict(arguments)
     if record is not None:
-        arguments.update(record="true", record_dir=str(record), user_id=user_id,
-                         session_info=f"mode=sim,twin={twin},level={level},subject_seed={subject_seed},"
-                                      f"lockstep={str(lockstep).lower()}")
+        arguments.update(record="true", record_dir=str(record), user_id=user_id, session_info=session_info)
     try:
         runner = GraphRunner("sim", arguments, env=env, log_dir=log_dir)
     except ValueError as exc:
-        console.print(f"[red]exo sim: {exc}[/]")
-        raise typer.Exit(2) from None
+        console.print(f"[red]{command}: {escape(str(exc))}[/]")
+        return 2
 
     os.environ.update(env)
     from exo.ros.sim_monitor import SimMonitor
 
     console.print(
-        f"[bold]exo sim[/]: twin={twin} level={level} controller={controller} "
-        f"{'lockstep' if lockstep else 'real-time'} domain={domain} namespace={runner.namespace}"
+        f"[bold]{command}[/]: twin={arguments.get('twin', 'reduced')} level={arguments.get('level', '1')} "
+        f"controller={arguments.get('controller', 'pid')} "
+        f"{'lockstep' if arguments.get('lockstep', 'true') == 'true' else 'real-time'} domain={domain} "
+        f"namespace={runner.namespace}" + (" user=" + arguments["user"] if arguments.get("user") else "")
     )
     exit_code = 0
     monitor = None
@@ -102,11 +135,13 @@ def sim(
                 status.update(monitor.live_line())
         summary = monitor.summary(wall_s=time.monotonic() - wall0)
         console.print(summary)
+        if on_summary is not None:
+            on_summary(monitor)
     except NodeDied as exc:  # escaped: the node's log lines ("[fatal] cannot start: ...") are text, not markup
-        console.print(f"[red]exo sim: {escape(str(exc))}[/]")
+        console.print(f"[red]{command}: {escape(str(exc))}[/]")
         exit_code = 1
     except TimeoutError as exc:
-        console.print(f"[red]exo sim: {exc}; logs in {log_dir}[/]")
+        console.print(f"[red]{command}: {exc}; logs in {log_dir}[/]")
         exit_code = 1
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping the graph[/]")
@@ -117,10 +152,9 @@ def sim(
         codes = runner.stop()
         bad = {k: v for k, v in codes.items() if v not in (0, -2, None)}
         console.print(f"stopped {len(codes)} node(s)" + (f"; exit codes {bad}" if bad else ""))
-        if record is not None:
+        if record is not None and not arguments.get("user"):
             console.print(f"bag: {record}")
-    if exit_code:
-        raise typer.Exit(exit_code)
+    return exit_code
 
 
 def register(app: typer.Typer) -> None:

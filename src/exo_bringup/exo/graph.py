@@ -15,6 +15,7 @@ Pure Python: no rclpy or launch import.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 MODES = ("sim", "real", "replay")
@@ -298,19 +299,32 @@ def user_parameters(node: str, user: str) -> dict[str, float]:
     mapping = USER_CAP_PARAMETERS.get(node, {})
     out = {mapping[name]: float(value) for name, value in caps.items() if name in mapping}
     if node == "controller":
-        from exo.assessment import AssessmentProtocol
-        from exo.paths import config_file
-        from exo.safety import SafetyLimits
-
-        limits = SafetyLimits.from_yaml(config_file("safety.yaml"))
-        margin = limits.soft_zone_width_rad
-        protocol = AssessmentProtocol()
-        if "joint_max_angle_rad" in caps:
-            out["assessment.flexed_angle_rad"] = min(protocol.flexed_angle_rad, caps["joint_max_angle_rad"] - margin)
-        if "joint_min_angle_rad" in caps:
-            out["assessment.extended_angle_rad"] = max(protocol.extended_angle_rad,
-                                                       caps["joint_min_angle_rad"] + margin)
+        protocol = assessment_protocol(user)
+        out["assessment.flexed_angle_rad"] = protocol.flexed_angle_rad
+        out["assessment.extended_angle_rad"] = protocol.extended_angle_rad
     return out
+
+
+def assessment_protocol(user: str = ""):
+    """The :class:`exo.assessment.AssessmentProtocol` the graph runs for ``user`` (the default one without).
+
+    Its flexed and extended ends stay a soft-zone width (config/safety.yaml ``soft_zone_width_rad``) inside the
+    user's joint limits, where the profile sets them.
+    """
+    from dataclasses import replace as replace_fields
+
+    from exo.assessment import AssessmentProtocol
+    from exo.paths import config_file
+    from exo.safety import SafetyLimits
+
+    protocol = AssessmentProtocol()
+    caps = _user_caps(user) if user else {}
+    margin = SafetyLimits.from_yaml(config_file("safety.yaml")).soft_zone_width_rad
+    flexed = min(protocol.flexed_angle_rad, caps.get("joint_max_angle_rad", math.inf) - margin)
+    extended = max(protocol.extended_angle_rad, caps.get("joint_min_angle_rad", -math.inf) + margin)
+    if (flexed, extended) == (protocol.flexed_angle_rad, protocol.extended_angle_rad):
+        return protocol
+    return replace_fields(protocol, flexed_angle_rad=flexed, extended_angle_rad=extended)
 
 
 def _user_caps(user: str) -> dict[str, float]:

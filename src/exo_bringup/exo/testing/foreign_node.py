@@ -164,7 +164,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("command", "replay", "request", "joint", "flood"))
     parser.add_argument("--namespace", default=contract.DEFAULT_NAMESPACE)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=5.0, help="stop after this many wall seconds")
+    parser.add_argument("--until-sent", type=int, default=0,
+                        help="stop earlier, once this many messages were sent (0 = run the whole duration)")
     parser.add_argument("--torque", type=float, default=100.0)
     parser.add_argument("--angle", type=float, default=0.8)
     parser.add_argument("--rate-hz", type=float, default=1000.0)
@@ -179,6 +181,8 @@ def main() -> None:
     end = time.monotonic() + args.duration
     while rclpy.ok() and time.monotonic() < end and not stop:
         rclpy.spin_once(node, timeout_sec=0.01)
+        if args.until_sent and sum(node.sent.values()) >= args.until_sent:
+            break
     if args.report:
         with open(args.report, "w") as f:
             json.dump(node.sent, f)

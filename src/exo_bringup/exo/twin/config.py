@@ -253,9 +253,17 @@ class SpasticityConfig:
             return nominal
         return sample_subject(nominal, np.random.default_rng(seed), self.subject_noise_rel_sd)
 
-    def make_reflex(self, level: int, seed: int | None) -> SpasticReflex:
-        """The reflex model of a new subject (see :meth:`subject`)."""
-        return SpasticReflex(self.subject(level, seed), self.mapping, self.routing)  # type: ignore[arg-type]
+    def make_reflex(self, level: int, seed: int | None, subject: SpasticityLevel | None = None) -> SpasticReflex:
+        """The reflex model of a new subject (see :meth:`subject`), or of the given ``subject``'s parameters.
+
+        With ``subject`` (e.g. parameters identified from a recording) ``seed`` is not used and
+        ``level`` must be ``subject.level``.
+        """
+        if subject is None:
+            subject = self.subject(level, seed)
+        elif subject.level != level:
+            raise ValueError(f"subject parameters are of level {subject.level}, not of the requested level {level}")
+        return SpasticReflex(subject, self.mapping, self.routing)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

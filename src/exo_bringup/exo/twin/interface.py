@@ -19,9 +19,12 @@ estimate; :class:`TwinState` adds ground truth that only the simulation knows
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from exo.twin.reflex import SpasticityLevel
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,14 @@ class KneeTwin(Protocol):
     control_timestep_s: float
     max_exo_torque_nm: float
 
-    def reset(self, level: int, seed: int | None = None, initial_knee_angle_rad: float | None = None) -> TwinState:
+    def reset(self, level: int, seed: int | None = None, initial_knee_angle_rad: float | None = None,
+              *, subject: SpasticityLevel | None = None) -> TwinState:
         """Start a new trial with a newly generated subject of the given MAS level.
 
         ``seed`` seeds the subject's parameter noise and any initial-state noise;
-        the same seed gives the same subject and the same trajectory.
+        the same seed gives the same subject and the same trajectory. ``subject``
+        (keyword only) runs these reflex parameters instead of a generated subject
+        (e.g. a person's identified parameters); ``level`` must then be ``subject.level``.
         """
         ...
 

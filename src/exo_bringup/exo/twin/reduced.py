@@ -166,9 +166,14 @@ class ReducedKneeTwin(MuJoCoTwinStepping):
         self._coefficient = 0.0
         self._state: TwinState | None = None
 
-    def reset(self, level: int, seed: int | None = None, initial_knee_angle_rad: float | None = None) -> TwinState:
-        """New trial: a subject of MAS ``level`` (noise seeded by ``seed``), knee and exo at rest at the start angle."""
-        self._reflex = self.config.spasticity.make_reflex(level, seed)
+    def reset(self, level: int, seed: int | None = None, initial_knee_angle_rad: float | None = None,
+              *, subject: SpasticityLevel | None = None) -> TwinState:
+        """New trial: a subject of MAS ``level`` (noise seeded by ``seed``), knee and exo at rest at the start angle.
+
+        ``subject`` runs given reflex parameters instead of a generated subject (``level`` must be
+        ``subject.level``; ``seed`` is then unused).
+        """
+        self._reflex = self.config.spasticity.make_reflex(level, seed, subject)
         self._level = int(level)
         angle = self._initial_angle(initial_knee_angle_rad)
         m, d = self.model, self.data

@@ -1,0 +1,639 @@
+"""Identify a person's reflex parameters from an assessment recording by replaying it on a twin.
+
+:func:`identify` fits the seven per-subject parameters of the subject generator
+(:data:`exo.twin.reflex.NOISY_PARAMETERS`) by simulating the twin along the recorded motion
+(:class:`exo.identify.replay.Replay`) and matching the simulated interaction torque and exo angle
+to the recorded ones. Steps:
+
+1. **Screening.** Replay the nominal subject of each MAS level (0-3). The best level, and the
+   second best if its misfit is within ``candidate_ratio`` of the best, are the candidates.
+2. **Fit per candidate level** (levels 1-3; level 0 has no free parameter: L = 0). Maximum a
+   posteriori in standardised coordinates ``z = (theta - nominal) / (rel_sd |nominal|)`` with the
+   level's generator as the prior (independent N(0, 1) per parameter): minimise
+   ``|features(theta) - recorded| ^ 2 / feature_scale ^ 2 + |z| ^ 2`` by Levenberg-Marquardt with a
+   forward-difference Jacobian, every simulation of an iteration in parallel on ``workers``
+   processes. A parameter the recording carries no information about stays at its prior mean.
+3. **Level.** The candidate with the smallest objective (misfit plus prior penalty: the posterior
+   mode); every level's generator log-likelihood of the identified parameters is reported too.
+4. **Uncertainty.** A bootstrap over the protocol's repetitions, stratified by trial (speed):
+   resample the repetitions, recompute the averaged residual and Jacobian from the per-repetition
+   ones, one Gauss-Newton step from the optimum (linearised: no new simulation), percentile 95 %
+   intervals. The linearised posterior standard deviation of each parameter, relative to the
+   generator's, says whether the recording identifies it; the protocol analysis of
+   :func:`reasons_not_identifiable` says why not.
+
+Units: angles deg (the table's convention, :mod:`exo.twin.reflex`), velocities rad/s, slopes 1/deg
+and s/rad, torques N m, times s.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from exo.identify.recording import AssessmentRecording
+from exo.identify.replay import Features, Replay, ReplaySettings
+from exo.identify.result import IdentificationResult
+from exo.twin.reflex import NOISY_PARAMETERS, SpasticityLevel, SpasticReflex, sigmoid
+
+LOG = logging.getLogger(__name__)
+
+#: Physical bounds of each parameter during the fit (table units).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "a_flex_deg": (-120.0, 60.0),
+    "a_ext_deg": (0.0, 150.0),
+    "v_lim_rad_s": (0.02, 20.0),
+    "l_ang": (0.0, 1.0),
+    "l_vel": (0.0, 1.0),
+    "k_ang_per_deg": (0.005, 5.0),
+    "k_vel_s_per_rad": (0.2, 50.0),
+}
+
+
+@dataclass(frozen=True)
+class IdentifySettings:
+    """Settings of :func:`identify`.
+
+    Attributes:
+        twin: twin the recording is replayed on: "full" (MyoLeg, accurate, about 1 s per replay of the
+            40 s protocol) or "reduced" (about 0.2 s; biased on recordings of the full twin or a person
+            at levels 2-3, see docs/identification.md).
+        workers: processes that run the simulations of one iteration in parallel (1 = in this process).
+        replay: replay and feature settings.
+        feature_scale_nm: the mismatch of one compared sample that weighs as much as a one-sigma
+            deviation of one parameter from its level's nominal, N m.
+        fd_step: forward-difference step, in generator standard deviations.
+        max_iterations: Levenberg-Marquardt iterations per candidate level.
+        tolerance: stop when an iteration lowers the objective by less than this fraction.
+        candidate_ratio: levels whose screening misfit is within this factor of the best one are fitted too
+            (at most two levels are fitted).
+        z_limit: largest deviation from the level's nominal allowed in the fit, generator sds.
+        bootstrap: bootstrap resamples.
+        identifiable_ratio: a parameter is identified when its posterior sd is below this fraction of
+            the generator's sd (the recording carries at least (1/ratio^2 - 1) times the prior's information).
+        seed: seed of the bootstrap.
+    """
+
+    twin: str = "full"
+    workers: int = 2
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
+    feature_scale_nm: float = 0.5
+    fd_step: float = 0.3
+    max_iterations: int = 10
+    tolerance: float = 2e-3
+    candidate_ratio: float = 2.0
+    z_limit: float = 12.0
+    bootstrap: int = 400
+    identifiable_ratio: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from exo.twin import KINDS
+
+        if self.twin not in KINDS:
+            raise ValueError(f"identify: twin must be one of {KINDS}, got {self.twin!r}")
+        if self.workers < 1:
+            raise ValueError(f"identify: workers must be >= 1, got {self.workers}")
+        for name in ("feature_scale_nm", "fd_step", "tolerance", "candidate_ratio", "z_limit", "identifiable_ratio"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f"identify: {name} must be > 0, got {value}")
+
+
+# ----------------------------------------------------------------------------- parameter space
+
+
+@dataclass(frozen=True)
+class LevelSpace:
+    """Standardised coordinates around one level's nominal parameters (the generator's prior).
+
+    Attributes:
+        level: MAS level.
+        nominal: the level's nominal parameters.
+        names: the free parameters (those with a non-zero generator sd).
+        mean: their nominal values.
+        sd: their generator standard deviations (rel_sd * |nominal|).
+        lower, upper: bounds of z.
+    """
+
+    level: int
+    nominal: SpasticityLevel
+    names: tuple[str, ...]
+    mean: np.ndarray
+    sd: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @classmethod
+    def of(cls, nominal: SpasticityLevel, rel_sd: float, z_limit: float) -> LevelSpace:
+        names = tuple(n for n in NOISY_PARAMETERS if rel_sd * abs(getattr(nominal, n)) > 0.0)
+        mean = np.array([getattr(nominal, n) for n in names], dtype=float)
+        sd = rel_sd * np.abs(mean)
+        lo = np.array([BOUNDS[n][0] for n in names])
+        hi = np.array([BOUNDS[n][1] for n in names])
+        lower = np.maximum((lo - mean) / sd, -z_limit)
+        upper = np.minimum((hi - mean) / sd, z_limit)
+        return cls(nominal.level, nominal, names, mean, sd, lower, upper)
+
+    def subject(self, z: np.ndarray) -> SpasticityLevel:
+        """The parameters at ``z`` (thresholds kept at least 1 deg apart)."""
+        values = dict(zip(self.names, (float(x) for x in self.mean + self.sd * np.clip(z, self.lower, self.upper)),
+                          strict=True))
+        out = replace(self.nominal, **{k: v for k, v in values.items() if k not in ("a_flex_deg", "a_ext_deg")})
+        a_flex = values.get("a_flex_deg", out.a_flex_deg)
+        a_ext = values.get("a_ext_deg", out.a_ext_deg)
+        if a_flex > a_ext - 1.0:
+            mid = 0.5 * (a_flex + a_ext)
+            a_flex, a_ext = mid - 0.5, mid + 0.5
+        return replace(out, a_flex_deg=a_flex, a_ext_deg=a_ext)
+
+
+# ----------------------------------------------------------------------------- parallel simulation
+
+_WORKER_REPLAY: Replay | None = None
+
+
+def _worker_init(recording: AssessmentRecording, twin: str, settings: ReplaySettings) -> None:
+    global _WORKER_REPLAY
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER_REPLAY = Replay(recording, twin, settings)
+
+
+def _worker_eval(subject: SpasticityLevel) -> tuple[Features, float]:
+    assert _WORKER_REPLAY is not None
+    return _WORKER_REPLAY.evaluate(subject)
+
+
+class Simulator:
+    """Replays of one recording, in this process (``workers`` = 1) or in a pool of processes.
+
+    Use as a context manager (the pool is shut down on exit). :attr:`count` counts the replays run.
+    """
+
+    def __init__(self, recording: AssessmentRecording, twin: str, settings: ReplaySettings, workers: int) -> None:
+        self.local = Replay(recording, twin, settings)
+        self.recorded = self.local.recorded
+        self.workers = workers
+        self.count = 0
+        self._pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                             initargs=(recording, twin, settings))
+
+    def map(self, subjects: list[SpasticityLevel]) -> list[tuple[Features, float]]:
+        """Evaluate every subject (in parallel when a pool exists; the last one runs in this process)."""
+        self.count += len(subjects)
+        if self._pool is None or len(subjects) == 1:
+            return [self.local.evaluate(s) for s in subjects]
+        futures = [self._pool.submit(_worker_eval, s) for s in subjects[:-1]]
+        last = self.local.evaluate(subjects[-1])
+        return [f.result() for f in futures] + [last]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------- one level's fit
+
+
+@dataclass
+class LevelFit:
+    """The MAP fit under one level's generator.
+
+    Attributes:
+        level: the candidate level.
+        subject: identified parameters.
+        z: standardised coordinates of the free parameters.
+        names: the free parameters.
+        objective: data misfit + prior penalty at the optimum (-).
+        misfit: data misfit (sum of squared scaled feature differences) (-).
+        feature_rms_nm: RMS of the compared samples' difference, N m.
+        residual_nm: RMS of the raw interaction-torque difference of the replay, N m.
+        iterations: Levenberg-Marquardt iterations.
+        jacobian: d(scaled averaged residual)/dz of the last iteration (data rows only).
+        jacobian_reps: the same per repetition, shape (repetitions, reps columns, free parameters).
+        residual_settle, residual_reps: scaled residuals at the optimum (settle part; per repetition).
+    """
+
+    level: int
+    subject: SpasticityLevel
+    z: np.ndarray
+    names: tuple[str, ...]
+    objective: float
+    misfit: float
+    feature_rms_nm: float
+    residual_nm: float
+    iterations: int = 0
+    jacobian: np.ndarray | None = None
+    jacobian_reps: np.ndarray | None = None
+    jacobian_settle: np.ndarray | None = None
+    residual_settle: np.ndarray | None = None
+    residual_reps: np.ndarray | None = None
+
+
+def _misfit(features: Features, recorded: Features, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scaled averaged residual, scaled settle residual, scaled per-repetition residuals)."""
+    settle = (features.settle - recorded.settle) / scale
+    reps = (features.reps - recorded.reps) / scale
+    return np.concatenate([settle, reps.mean(axis=0)]), settle, reps
+
+
+def _jacobian(sim: Simulator, space: LevelSpace, z: np.ndarray, active: np.ndarray, base: tuple[np.ndarray, np.ndarray, np.ndarray],
+              step: float, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward-difference Jacobian of (averaged, settle, per-repetition) scaled residuals in the ``active`` columns."""
+    r, r_settle, r_reps = base
+    n = len(z)
+    jac, jac_settle, jac_reps = np.zeros((len(r), n)), np.zeros((len(r_settle), n)), np.zeros((*r_reps.shape, n))
+    cols = np.flatnonzero(active)
+    steps = np.where(z + step <= space.upper, step, -step)
+    results = sim.map([space.subject(z + steps[j] * np.eye(n)[j]) for j in cols])
+    for j, (f_j, _) in zip(cols, results, strict=True):
+        rj, sj, repj = _misfit(f_j, sim.recorded, scale)
+        jac[:, j] = (rj - r) / steps[j]
+        jac_settle[:, j] = (sj - r_settle) / steps[j]
+        jac_reps[:, :, j] = (repj - r_reps) / steps[j]
+    return jac, jac_settle, jac_reps
+
+
+def fit_level(sim: Simulator, space: LevelSpace, settings: IdentifySettings) -> LevelFit:
+    """MAP fit of ``space``'s free parameters (see the module docstring).
+
+    Levenberg-Marquardt with a forward-difference Jacobian at the start, Broyden (secant) updates after
+    each accepted step, a new forward-difference Jacobian when a step fails, and a last one at the
+    optimum (for the uncertainty). Parameters whose data information is below 5 % of the prior's at the
+    start are frozen at their nominal value (they are reported as not identified).
+    """
+    scale = settings.feature_scale_nm
+    n = len(space.names)
+    z = np.zeros(n)
+    (feat, raw_rms), = sim.map([space.subject(z)])
+    base = _misfit(feat, sim.recorded, scale)
+    cost = float(base[0] @ base[0])
+    active = np.ones(n, dtype=bool)
+    jac, jac_settle, jac_reps = _jacobian(sim, space, z, active, base, settings.fd_step, scale)
+    active = np.sum(jac**2, axis=0) >= 0.05
+    fresh = True
+    lam = 1e-2
+    iterations = 0
+    while iterations < settings.max_iterations and active.any():
+        iterations += 1
+        r = base[0]
+        ja = jac[:, active]
+        a = ja.T @ ja + np.eye(int(active.sum()))
+        g = ja.T @ r + z[active]
+        lams = (lam, lam * 10.0)
+        trials = []
+        for lm in lams:
+            zt = z.copy()
+            zt[active] = np.clip(z[active] + np.linalg.solve(a + lm * np.diag(np.diag(a)), -g),
+                                 space.lower[active], space.upper[active])
+            trials.append(zt)
+        outs = sim.map([space.subject(t) for t in trials])
+        best = None
+        for lm, zt, (ft, rms_t) in zip(lams, trials, outs, strict=True):
+            mt = _misfit(ft, sim.recorded, scale)
+            ct = float(mt[0] @ mt[0] + zt @ zt)
+            if best is None or ct < best[0]:
+                best = (ct, lm, zt, ft, rms_t, mt)
+        assert best is not None
+        ct, lm, zt, ft, rms_t, mt = best
+        LOG.debug("level %d iteration %d: objective %.1f -> %.1f (damping %.3g, fresh Jacobian %s), z %s",
+                  space.level, iterations, cost, ct, lm, fresh, np.round(zt, 2))
+        if ct < cost:
+            delta = zt - z
+            dd = float(delta @ delta)
+            if dd > 0.0:  # Broyden update of every residual's Jacobian along the step
+                jac += np.outer(mt[0] - base[0] - jac @ delta, delta) / dd
+                jac_settle += np.outer(mt[1] - base[1] - jac_settle @ delta, delta) / dd
+                jac_reps += np.einsum("rc,j->rcj", mt[2] - base[2] - jac_reps @ delta, delta) / dd
+            decrease = (cost - ct) / cost
+            cost, z, feat, raw_rms, base = ct, zt, ft, rms_t, mt
+            lam = max(lm / 10.0, 1e-4)
+            fresh = False
+            if decrease < settings.tolerance or float(np.max(np.abs(delta))) < 0.01:
+                break
+        elif not fresh:
+            jac, jac_settle, jac_reps = _jacobian(sim, space, z, active, base, settings.fd_step, scale)
+            fresh = True
+        else:
+            lam *= 100.0
+            if lam > 1e6:
+                break
+    if not fresh and active.any():
+        jac, jac_settle, jac_reps = _jacobian(sim, space, z, active, base, settings.fd_step, scale)
+    r, r_settle, r_reps = base
+    return LevelFit(
+        level=space.level, subject=space.subject(z), z=z, names=space.names, objective=cost, misfit=float(r @ r),
+        feature_rms_nm=float(np.sqrt(np.mean(r**2))) * scale, residual_nm=raw_rms, iterations=iterations,
+        jacobian=jac, jacobian_reps=jac_reps, jacobian_settle=jac_settle, residual_settle=r_settle,
+        residual_reps=r_reps,
+    )
+
+
+# ----------------------------------------------------------------------------- uncertainty
+
+
+def bootstrap_z(fit: LevelFit, trial_of_column: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """Linearised bootstrap over repetitions (stratified by trial): ``draws`` x free-parameter z samples."""
+    if fit.jacobian_reps is None or fit.residual_reps is None or len(fit.names) == 0:
+        return np.zeros((0, len(fit.names)))
+    reps = fit.residual_reps.shape[0]
+    if reps < 2:
+        return np.zeros((0, len(fit.names)))
+    rng = np.random.default_rng(seed)
+    trials = np.unique(trial_of_column)
+    n = len(fit.names)
+    out = np.empty((draws, n))
+    for b in range(draws):
+        counts = np.zeros((reps, len(trial_of_column)))
+        for tr in trials:
+            pick = np.bincount(rng.integers(0, reps, reps), minlength=reps).astype(float)
+            counts[:, trial_of_column == tr] = pick[:, None]
+        w = counts / counts.sum(axis=0, keepdims=True)
+        r = np.concatenate([fit.residual_settle, np.einsum("rc,rc->c", w, fit.residual_reps)])
+        jac = np.concatenate([fit.jacobian_settle, np.einsum("rc,rcj->cj", w, fit.jacobian_reps)])
+        a = jac.T @ jac + np.eye(n)
+        out[b] = fit.z + np.linalg.solve(a, -(jac.T @ r + fit.z))
+    return out
+
+
+def posterior_sd_ratio(fit: LevelFit) -> np.ndarray:
+    """Linearised posterior sd of each free parameter relative to the generator's (1 = data add nothing).
+
+    The data noise is the larger of the feature scale and the residual at the optimum (a recording the
+    twin cannot reproduce carries less information).
+    """
+    if fit.jacobian is None or len(fit.names) == 0:
+        return np.ones(len(fit.names))
+    inflation = max(1.0, float(np.mean(np.concatenate([fit.residual_settle, fit.residual_reps.mean(axis=0)]) ** 2)))
+    info = fit.jacobian.T @ fit.jacobian / inflation + np.eye(len(fit.names))
+    return np.sqrt(np.clip(np.diag(np.linalg.inv(info)), 0.0, None))
+
+
+# ----------------------------------------------------------------------------- identifiability
+
+
+def reasons_not_identifiable(recording: AssessmentRecording, subject: SpasticityLevel, ratio: dict[str, float],
+                             threshold: float) -> dict[str, str]:
+    """Why each parameter the recording does not identify is not (protocol analysis at the identified values).
+
+    ``ratio`` is the posterior-to-prior sd of each free parameter; a parameter is listed when it is at
+    least ``threshold`` (or not free, as at level 0).
+    """
+    from exo.twin.config import load_twin_config
+
+    if subject.level == 0 or (subject.l_ang == 0.0 and subject.l_vel == 0.0):
+        return {n: "no effect at level 0: L_ang = L_vel = 0, the thresholds and slopes act on nothing"
+                for n in NOISY_PARAMETERS if n not in ("l_ang", "l_vel")}
+    cfg = load_twin_config()
+    reflex = SpasticReflex(subject, cfg.spasticity.mapping, cfg.spasticity.routing)  # type: ignore[arg-type]
+    theta = np.array([reflex.table_angle_deg(q) for q in recording.angle_rad])
+    v = cfg.spasticity.mapping.sign * recording.velocity_rad_s
+    lo_deg, hi_deg = float(theta.min()), float(theta.max())
+    p = subject
+    to_knee = cfg.spasticity.mapping
+    def knee_deg(table_deg: float) -> float:
+        return (table_deg - to_knee.offset_deg) / to_knee.sign
+    flex_reach = p.l_ang * sigmoid(-p.k_ang_per_deg * (lo_deg - p.a_flex_deg))
+    ext_reach = p.l_ang * sigmoid(p.k_ang_per_deg * (hi_deg - p.a_ext_deg))
+    speeds = np.abs(v)
+    vel_drive = p.l_vel * np.array([sigmoid(p.k_vel_s_per_rad * (s - p.v_lim_rad_s)) for s in speeds])
+    transition = np.mean(np.abs(speeds - p.v_lim_rad_s) < 2.0 / max(p.k_vel_s_per_rad, 1e-6))
+    out: dict[str, str] = {}
+    for name in NOISY_PARAMETERS:
+        if ratio.get(name, 1.0) < threshold:
+            continue
+        if name == "a_flex_deg":
+            out[name] = (f"flexion-side threshold at {knee_deg(p.a_flex_deg):.0f} deg knee flexion; the recording "
+                         f"reaches {knee_deg(lo_deg):.0f} deg, where its term adds at most {flex_reach:.3f} drive")
+        elif name == "a_ext_deg":
+            out[name] = (f"extension-side threshold at {knee_deg(p.a_ext_deg):.0f} deg knee flexion; the recording "
+                         f"extends to {knee_deg(hi_deg):.0f} deg, where its term adds at most {ext_reach:.3f} drive")
+        elif name in ("l_ang", "k_ang_per_deg"):
+            out[name] = (f"the angle terms stay below {max(flex_reach, ext_reach):.3f} drive over the recorded range "
+                         f"({knee_deg(hi_deg):.0f}-{knee_deg(lo_deg):.0f} deg): too little angle-dependent reflex to "
+                         "separate its size from its slope")
+        elif name == "k_vel_s_per_rad":
+            out[name] = (f"only {100 * transition:.0f} % of the samples lie within the velocity sigmoid's transition "
+                         f"(v_lim +- 2/k_vel = {p.v_lim_rad_s:.2f} +- {2.0 / max(p.k_vel_s_per_rad, 1e-6):.2f} rad/s)")
+        elif name in ("l_vel", "v_lim_rad_s"):
+            out[name] = (f"the velocity reflex reaches {float(vel_drive.max()):.3f} drive at the recorded speeds "
+                         f"(up to {float(speeds.max()):.2f} rad/s): too little to measure")
+    return out
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+@dataclass
+class Identification:
+    """Everything :func:`identify` found (:class:`exo.identify.report.IdentificationResult` is its summary).
+
+    Attributes:
+        level: the estimated MAS level.
+        subject: identified parameters (a :class:`SpasticityLevel` of that level).
+        fits: the fit of every candidate level, by level.
+        screening: data misfit of each level's nominal subject.
+        ci: 95 % interval per parameter (table units).
+        posterior_ratio: posterior / generator sd per parameter (1 = not informed by the recording).
+        not_identifiable: parameter -> why the protocol does not identify it.
+        log_likelihood: per level, the generator's log-density of the identified parameters (those
+            the recording identifies; the fit's covariance added to the generator's).
+        simulations: replays run.
+        wall_time_s: elapsed time, s.
+        settings: the settings used.
+    """
+
+    level: int
+    subject: SpasticityLevel
+    fits: dict[int, LevelFit]
+    screening: dict[int, float]
+    ci: dict[str, tuple[float, float]]
+    posterior_ratio: dict[str, float]
+    not_identifiable: dict[str, str]
+    log_likelihood: dict[int, float]
+    simulations: int
+    wall_time_s: float
+    settings: IdentifySettings
+
+    @property
+    def best(self) -> LevelFit:
+        return self.fits[self.level]
+
+
+def identify_recording(recording: AssessmentRecording, settings: IdentifySettings | None = None) -> Identification:
+    """Fit the person's reflex parameters to ``recording`` (see the module docstring)."""
+    from exo.twin.config import load_twin_config
+
+    settings = settings if settings is not None else IdentifySettings()
+    t_start = time.perf_counter()
+    cfg = load_twin_config()
+    rel_sd = cfg.spasticity.subject_noise_rel_sd
+    nominal = cfg.spasticity.levels
+    with Simulator(recording, settings.twin, settings.replay, settings.workers) as sim:
+        screens = sim.map(list(nominal))
+        screening = {}
+        for lv, (feat, _rms) in enumerate(screens):
+            r, _, _ = _misfit(feat, sim.recorded, settings.feature_scale_nm)
+            screening[lv] = float(r @ r)
+        order = sorted(screening, key=screening.get)  # type: ignore[arg-type]
+        candidates = [order[0]] + [lv for lv in order[1:2] if screening[lv] <= settings.candidate_ratio * screening[order[0]]]
+        fits: dict[int, LevelFit] = {}
+        for lv in candidates:
+            space = LevelSpace.of(nominal[lv], rel_sd, settings.z_limit)
+            if lv == 0 or not space.names:
+                feat, rms = screens[lv]
+                r, s_, reps = _misfit(feat, sim.recorded, settings.feature_scale_nm)
+                fits[lv] = LevelFit(lv, nominal[lv], np.zeros(0), (), float(r @ r), float(r @ r),
+                                    float(np.sqrt(np.mean(r**2))) * settings.feature_scale_nm, rms,
+                                    residual_settle=s_, residual_reps=reps)
+            else:
+                fits[lv] = fit_level(sim, space, settings)
+        level = min(fits, key=lambda lv: fits[lv].objective)
+        simulations = sim.count
+        trial_cols = sim.local.layout.trial_of_column()
+    best = fits[level]
+    space = LevelSpace.of(nominal[level], rel_sd, settings.z_limit)
+    boot = bootstrap_z(best, trial_cols, settings.bootstrap, settings.seed)
+    ratios_free = posterior_sd_ratio(best)
+    ratio = {n: 1.0 for n in NOISY_PARAMETERS}
+    ratio.update({n: float(x) for n, x in zip(best.names, ratios_free, strict=True)})
+    ci: dict[str, tuple[float, float]] = {}
+    subject = best.subject
+    for n in NOISY_PARAMETERS:
+        value = float(getattr(subject, n))
+        if n in best.names and len(boot):
+            j = best.names.index(n)
+            samples = space.mean[j] + space.sd[j] * np.clip(boot[:, j], space.lower[j], space.upper[j])
+            lo, hi = np.percentile(samples, [2.5, 97.5])
+            ci[n] = (float(min(lo, value)), float(max(hi, value)))
+        elif n in best.names:
+            j = best.names.index(n)
+            half = 1.96 * space.sd[j] * ratio[n]
+            ci[n] = (value - half, value + half)
+        else:
+            ci[n] = (value, value)
+    if level == 0:
+        # no free parameter: the generator fixes L_ang = L_vel = k_ang = 0; its other values act on nothing
+        ratio = {n: 1.0 for n in NOISY_PARAMETERS}
+    not_ident = reasons_not_identifiable(recording, subject, ratio, settings.identifiable_ratio)
+    for n in not_ident:  # the recording does not inform it: the generator's interval at the level
+        j = space.names.index(n) if n in space.names else -1
+        if j >= 0:
+            ci[n] = (float(space.mean[j] - 1.96 * space.sd[j]), float(space.mean[j] + 1.96 * space.sd[j]))
+    loglik = level_log_likelihood(subject, best, ratio, settings, rel_sd, nominal, not_ident)
+    return Identification(level=level, subject=subject, fits=fits, screening=screening, ci=ci, posterior_ratio=ratio,
+                          not_identifiable=not_ident, log_likelihood=loglik, simulations=simulations,
+                          wall_time_s=time.perf_counter() - t_start, settings=settings)
+
+
+def level_log_likelihood(subject: SpasticityLevel, fit: LevelFit, ratio: dict[str, float], settings: IdentifySettings,
+                         rel_sd: float, nominal: tuple[SpasticityLevel, ...],
+                         not_identifiable: dict[str, str]) -> dict[int, float]:
+    """Per level, log N(identified values; nominal, generator variance + fit variance) over the identified parameters.
+
+    Level 0's generator fixes L_ang, L_vel and k_ang at 0 (variance 0): only the fit's variance spreads it.
+    At level 0 (nothing identified but the absence of the reflex) the L parameters are compared.
+    """
+    names = [n for n in NOISY_PARAMETERS if n not in not_identifiable]
+    if not names:
+        return {}
+    space = LevelSpace.of(nominal[fit.level], rel_sd, settings.z_limit) if fit.names else None
+    out: dict[int, float] = {}
+    for lv, nom in enumerate(nominal):
+        total = 0.0
+        for n in names:
+            x = float(getattr(subject, n))
+            mu = float(getattr(nom, n))
+            gen_var = (rel_sd * abs(mu)) ** 2
+            if space is not None and n in space.names:
+                fit_sd = space.sd[space.names.index(n)] * ratio[n]
+            else:
+                fit_sd = 0.05 * max(abs(float(getattr(nominal[1], n))), 1e-3)
+            var = gen_var + fit_sd**2
+            total += -0.5 * ((x - mu) ** 2 / var + math.log(2.0 * math.pi * var))
+        out[lv] = total
+    return out
+
+
+def settings_dict(settings: IdentifySettings) -> dict[str, Any]:
+    """Plain-data view of the settings (for reports)."""
+    return asdict(settings)
+
+
+def summarise(found: Identification, recording: AssessmentRecording) -> IdentificationResult:
+    """The plain-data :class:`~exo.identify.result.IdentificationResult` of an :class:`Identification`."""
+    best = found.best
+    scores: dict[int, dict[str, float]] = {}
+    for lv, misfit in found.screening.items():
+        entry = {"screening_misfit": float(misfit)}
+        if lv in found.fits:
+            entry["objective"] = float(found.fits[lv].objective)
+        if lv in found.log_likelihood:
+            entry["log_likelihood"] = float(found.log_likelihood[lv])
+        scores[lv] = entry
+    try:
+        load = float(os.getloadavg()[0])
+    except OSError:
+        load = math.nan
+    return IdentificationResult(
+        mas_level=found.level,
+        params={n: float(getattr(found.subject, n)) for n in NOISY_PARAMETERS},
+        ci={n: (float(lo), float(hi)) for n, (lo, hi) in found.ci.items()},
+        residual_nm=float(best.residual_nm),
+        residual_lowpass_nm=float(best.feature_rms_nm),
+        not_identifiable=dict(found.not_identifiable),
+        posterior_sd_ratio={n: float(x) for n, x in found.posterior_ratio.items()},
+        level_scores=scores,
+        twin=found.settings.twin,
+        simulations=found.simulations,
+        wall_time_s=float(found.wall_time_s),
+        load_average=load,
+        recording={"source": recording.source, "samples": recording.n, "duration_s": recording.duration_s,
+                   "protocol": recording.protocol.to_dict(), "metadata": dict(recording.metadata)},
+    )
+
+
+def identify(recording: AssessmentRecording, *, twin: str | None = None, workers: int | None = None,
+             settings: IdentifySettings | None = None) -> IdentificationResult:
+    """Identify the person's reflex parameters and MAS level from an assessment recording.
+
+    Args:
+        recording: the assessment (:class:`~exo.identify.recording.AssessmentRecording`).
+        twin: "full" (default) or "reduced"; overrides ``settings.twin``.
+        workers: processes for the simulations (default 2); overrides ``settings.workers``.
+        settings: everything else (:class:`IdentifySettings`).
+
+    Returns:
+        The :class:`~exo.identify.result.IdentificationResult` (``to_json()`` for the CLI's ``--json``).
+
+    Raises:
+        exo.identify.recording.RecordingError: the recording cannot be used (too short, NaN data).
+    """
+    settings = settings if settings is not None else IdentifySettings()
+    overrides: dict[str, Any] = {}
+    if twin is not None:
+        overrides["twin"] = twin
+    if workers is not None:
+        overrides["workers"] = int(workers)
+    if overrides:
+        settings = replace(settings, **overrides)
+    recording.validate()
+    return summarise(identify_recording(recording, settings), recording)

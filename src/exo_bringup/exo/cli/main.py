@@ -27,7 +27,8 @@ def _root() -> None:
 
 
 #: Modules of exo.cli that add commands, in the order they appear in --help.
-COMMAND_MODULES = ("doctor", "sim", "evaluate", "train", "compare", "bags", "real", "intent", "reset", "user")
+COMMAND_MODULES = ("doctor", "sim", "evaluate", "train", "compare", "bags", "real", "intent", "reset", "user",
+                   "assess", "identify")
 
 
 def _register_all() -> None:

@@ -87,6 +87,13 @@ def real(
                             **({"emulated_level": level} if emulate else {})}) as recording:
             exit_code = _run_real(console, **options, user=user, record=recording.bag,
                                   session_info=f"mode=real,controller={options['controller']}")
+            if assess and exit_code == 0:
+                from exo.cli.assess import summarise_into
+                from exo.graph import assessment_protocol
+
+                protocol = assessment_protocol(user)
+                recording.artefacts["protocol"] = protocol.to_dict()
+                exit_code = summarise_into(console, "exo real", recording, protocol, json_out=False)
     if exit_code:
         raise typer.Exit(exit_code)
 

@@ -13,8 +13,9 @@ knee follows the recording and the PD correction stays near zero; with wrong one
 differently, the simulated exo lags or leads and the correction shows up in the simulated
 interaction torque and angle. The replay is a stable, deterministic function of the parameters,
 unlike a closed-loop re-run of the assessment: the spastic reflex is a delayed high-gain velocity
-feedback that makes the closed-loop twin chaotic at levels 2-3 (a 1e-6 rad perturbation changes a
-closed-loop run by 1-2 N m RMS), while the replay reproduces itself to 1e-12.
+feedback that makes the closed-loop twin chaotic at levels 2-3 (a 1e-6 rad perturbation of the measured
+angle changes a closed-loop run of the reduced twin by 0.8-1.6 N m RMS), while the replay is
+deterministic and insensitive to such perturbations (docs/identification.md).
 
 Features (:class:`FeatureLayout`). Both the simulated and the recorded interaction torque (N m) and
 exo angle (rad, times ``angle_weight_nm_rad`` to be in N m) are zero-phase low-passed at

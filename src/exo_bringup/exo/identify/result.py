@@ -37,8 +37,9 @@ class IdentificationResult:
     Attributes:
         mas_level: estimated Modified Ashworth level, 0-3.
         params: identified value of each generator parameter (table units).
-        ci: 95 % interval of each parameter; for a parameter the recording does not identify, the
-            generator's 95 % interval at ``mas_level`` (what is known without the recording).
+        ci: 95 % interval of each parameter (bootstrap over the repetitions: the spread between them; it
+            misses model bias and is too narrow, docs/identification.md); for a parameter the recording
+            does not identify, the generator's 95 % interval at ``mas_level`` (what is known without it).
         residual_nm: RMS of (replayed - recorded) interaction torque at the optimum, N m (raw samples,
             sensor noise included).
         residual_lowpass_nm: RMS difference of the compared (low-passed, repetition-averaged) samples, N m.

@@ -5,7 +5,7 @@ The exo moves the relaxed knee through its range at 30, 90 and 180 deg/s, both w
 from the profile. In simulation the "person" is a generated subject of the digital twin (``--twin``,
 ``--level``, ``--subject-seed``); on hardware the same protocol runs with ``exo real --user ID --assess``.
 The recording goes into the user's encrypted records as a new session, with the per-stretch summary
-printed here; ``exo identify --user ID`` fits the user's own twin to it.
+printed here; ``exo identify --bag`` fits the user's own twin to it.
 """
 
 from __future__ import annotations

@@ -149,9 +149,10 @@ def assert_identical(series: dict, until_s: float, logs: Path) -> None:
 
 def test_a_foreign_torque_command_changes_nothing(processes, ros_domain):
     """100 N m on torque_command for every step (some stamped 5 s ahead, some with forged MACs)."""
-    series, sent = run_pair(processes, ros_domain, "command", 3.0)  # (the foreigner never sets request_seq)
+    # 5 s of sim time: a probe that matched the monitor's publisher late on a busy machine still sees 200 steps
+    series, sent = run_pair(processes, ros_domain, "command", 5.0)  # (the foreigner never sets request_seq)
     assert sum(sent.values()) >= 100, sent
-    assert_identical(series, 3.0, processes.tmp_path / "logs")
+    assert_identical(series, 5.0, processes.tmp_path / "logs")
     counts = guard_summary(processes.tmp_path / "logs", "exo_a")
     assert int(counts["refused_commands.unauthenticated"]) >= 50 and int(counts["refused_commands.bad_mac"]) >= 50
     assert "refused_commands" in guard_summary(processes.tmp_path / "logs", "exo_b")
@@ -160,9 +161,9 @@ def test_a_foreign_torque_command_changes_nothing(processes, ros_domain):
 
 def test_a_recorded_command_played_again_changes_nothing(processes, ros_domain):
     """The monitor's own signed commands, played again (old sequence numbers) and tampered with."""
-    series, sent = run_pair(processes, ros_domain, "replay", 3.0)
+    series, sent = run_pair(processes, ros_domain, "replay", 5.0)
     assert sent.get("command replayed", 0) >= 100, sent
-    assert_identical(series, 3.0, processes.tmp_path / "logs")
+    assert_identical(series, 5.0, processes.tmp_path / "logs")
     counts = guard_summary(processes.tmp_path / "logs", "exo_a")
     assert int(counts["refused_commands.out_of_sequence"]) >= 50 and int(counts["refused_commands.bad_mac"]) >= 50
 

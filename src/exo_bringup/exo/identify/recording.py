@@ -204,7 +204,7 @@ class AssessmentRecording:
         joint = find(contract.JOINT_STATES)
         commands = find(contract.TORQUE_COMMAND)
         interaction = find(contract.INTERACTION_SHANK) or find(contract.INTERACTION_THIGH)
-        missing = [label for label, msgs in (("joint_states", joint), ("torque_command", commands),
+        missing = [label for label, msgs in ((contract.JOINT_STATES.name, joint), (contract.TORQUE_COMMAND.name, commands),
                                              ("interaction/shank or interaction/thigh", interaction)) if not msgs]
         if missing:
             raise RecordingError(f"{path}: not an assessment recording: no {', no '.join(missing)} "
@@ -257,9 +257,9 @@ class AssessmentRecording:
                 if not math.isfinite(value):
                     raise RecordingError(f"{path}: the interaction torque holds NaN/inf at t = {k * CONTROL_PERIOD_S:.2f} s")
                 inter[i] = value
-        for label, a in (("joint_states", angle), ("interaction torque", inter)):
-            _fill_gaps(a, label, path, velocity if label == "joint_states" else None,
-                       effort if label == "joint_states" else None)
+        for label, a in ((contract.JOINT_STATES.name, angle), ("interaction torque", inter)):
+            is_joint = label == contract.JOINT_STATES.name
+            _fill_gaps(a, label, path, velocity if is_joint else None, effort if is_joint else None)
         md = {k: v for k, v in meta.to_dict().items() if v}
         return cls(time_s=(ks - k0) * CONTROL_PERIOD_S, angle_rad=angle, velocity_rad_s=velocity,
                    motor_torque_nm=effort, interaction_torque_nm=inter, protocol=protocol, source=str(path),

@@ -72,6 +72,18 @@ def genuine_requests(graph, requests) -> dict[int, object]:
     return out
 
 
+def fresh_share(commands) -> float:
+    """The share of steps decided by the controller with a request newer than the previous step's.
+
+    A step decided on the request deadline with the previous step's request repeats its ``request_seq``;
+    one decided by a fallback has another source. Steps are told apart by their stamps (a lockstep bridge
+    may offer a sample twice).
+    """
+    steps = [c for _, c in sorted(first_per_stamp(commands).items())]
+    fresh = sum(c.source == "pid" and c.request_seq > prev.request_seq for prev, c in zip(steps, steps[1:], strict=False))
+    return fresh / max(1, len(steps) - 1)
+
+
 def first_per_stamp(commands) -> dict[float, object]:
     out: dict[float, object] = {}
     for c in commands:
@@ -235,13 +247,19 @@ def test_a_flood_of_invalid_requests_does_not_crowd_out_the_controller(processes
 
     Crowding out would show as steps decided without the controller's own answer: on its request
     deadline, with the previous step's request (a lockstep run never starves, so the *source* alone
-    would not tell). At least 99 % of the steps must pass the controller's request for that very step.
+    would not tell). At least 99 % of the steps (or, on a busy machine, the share without the flood less
+    2 points) must pass a fresh request of the controller, and the very one for that step.
     """
     graph = processes.graph("sim", controller="pid", level="1", lockstep="true")
     commands, requests = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.TORQUE_REQUEST)
     status = probe.subscribe(contract.SAFETY_STATUS)
     probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
     probe.wait_for(lambda: any(c.source == "pid" for c in commands), 60.0, "the controller in charge")
+    # the same share without the flood, on this machine at this moment (a busy machine alone makes the
+    # controller miss some deadlines; the flood must not add to that)
+    before = len(commands)
+    probe.wait_for(lambda: len(first_per_stamp(commands[before:])) >= 300, 60.0, "300 steps without the flood")
+    baseline = fresh_share(commands[before:])
     proc, report = attack(processes, "flood", "/exo", 120.0, "--rate-hz", "1000")
 
     def flood() -> int:  # the foreigner's requests the probe saw (their sequence numbers start at 10**6)
@@ -255,13 +273,16 @@ def test_a_flood_of_invalid_requests_does_not_crowd_out_the_controller(processes
     sent = finish(proc, report)
     probe.spin_for(0.5)
     assert sum(sent.values()) >= 3000, sent
+    steps = sorted(first_per_stamp(window).items())
+    assert len(steps) >= 100, len(steps)
+    share = fresh_share(window)
+    assert share >= min(0.99, baseline - 0.02), (share, baseline, len(steps), {c.source for c in window})
+    # and where the probe also saw the controller's request (next to a 1 kHz flood on a loaded machine it
+    # may miss a best-effort one): that very request, for that very step
     answered = {seq: from_time_msg(r.header.stamp) for seq, r in genuine_requests(graph, requests).items()}
-    # judged: every step the controller did not decide, and the controller's steps whose request the probe saw
-    # (next to a 1 kHz flood on a loaded machine, the probe itself may miss a best-effort request)
-    judged = [c for c in window if c.source != "pid" or c.request_seq in answered]
-    own = sum(c.source == "pid" and answered[c.request_seq] == from_time_msg(c.header.stamp) for c in judged)
-    assert len(window) >= 100 and len(judged) >= 0.5 * len(window), (len(window), len(judged))
-    assert own / len(judged) >= 0.99, (len(judged), own, {c.source for c in window})
+    judged = [(t, c) for t, c in steps if c.request_seq in answered]
+    own = sum(answered[c.request_seq] == t for t, c in judged)
+    assert len(judged) >= 50 and own / len(judged) >= 0.99, (len(judged), own)
     assert status[-1].security_events >= 1000
     graph.check()
 

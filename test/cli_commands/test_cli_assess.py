@@ -2,7 +2,8 @@
 
 A user with a therapist's torque cap lower than the default: every command of the run stays within that cap (the
 safety monitor and the sim bridge's guard both take it from the profile), the session is stored encrypted (no
-MCAP or JSON plaintext anywhere in the store afterwards) and reads back through the store.
+MCAP or JSON plaintext anywhere in the store afterwards) and reads back through the store; ``exo identify --user``
+then fits the user's twin to it and keeps it in the profile, encrypted.
 """
 
 from __future__ import annotations
@@ -57,6 +58,17 @@ def test_exo_assess_records_an_encrypted_assessment_within_the_users_cap(exo, ro
     assert len(torques) >= 3500 and np.abs(torques).max() <= CAP_NM + 1e-9, (len(torques), np.abs(torques).max())
     assert "assessment" in sources
     assert not bag.exists()  # the decrypted copy is gone
+
+    # the user's own twin, identified from that session on the full twin and kept in the profile
+    identified = exo("identify", "--user", "p-assess", "--json", *common, timeout=300)
+    assert identified.code == 0, identified
+    result = json.loads(identified.stdout)
+    assert result["mas_level"] == 2 and result["recording"]["source"] == "p-assess/session-1", result
+    twin = UserStore.open(store, key_file=key).profile("p-assess").identified_twin
+    assert twin["mas_level"] == 2 and twin["session"] == 1 and twin["params"] == result["params"]
+    for path in store.rglob("*"):
+        if path.is_file() and path.name != "store.json":
+            assert b"a_flex_deg" not in path.read_bytes(), path
 
 
 def test_exo_real_assess_runs_the_protocol_on_the_emulated_rig_into_the_records(exo, ros_domain: int,

@@ -84,9 +84,11 @@ LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
         bool,
         ("true", "false"),
     ),
-    "controller": LaunchArgument("pid", "Controller that produces torque_request (assessment: the clinical "
-                                 "assessment protocol on a relaxed user, exo assess).", str,
-                                 ("sac", "pid", "zero", "assessment")),
+    "controller": LaunchArgument("pid", "Controller that produces torque_request (reference_pid: the PID on a "
+                                 "slow minimum-jerk reference; assessment: the clinical assessment protocol on a "
+                                 "relaxed user, exo assess; user: the deployed controller version of user:=ID, "
+                                 "exo personalize).", str,
+                                 ("sac", "pid", "reference_pid", "zero", "assessment", "user")),
     "user": LaunchArgument(
         "", "Pseudonym of a user of the encrypted user store (exo user create): the safety monitor, the actuator "
         "guard and the assessment take that user's caps from the profile (store and key from EXO_STORE and "
@@ -162,6 +164,14 @@ class NodeSpec:
         out.update({param: args[arg] for param, arg in self.follows.items() if arg in args})
         if args.get("user") and (self.name != "controller" or args.get("controller") == "assessment"):
             out.update(user_parameters(self.name, str(args["user"])))
+        if args.get("controller") == "user" and self.name in ("controller", RECORDER_NODE):
+            if not args.get("user"):
+                raise ValueError("controller 'user' runs the deployed controller of a user: give user:=ID")
+            name, params, version = user_controller(str(args["user"]))
+            if self.name == "controller":
+                out.update({"controller": name, **{f"{name}.{k}": v for k, v in params.items()}})
+            else:
+                out.update({"controller": name, "policy": f"user controller {version}"})
         return out
 
 
@@ -303,6 +313,39 @@ def user_parameters(node: str, user: str) -> dict[str, float]:
         out["assessment.flexed_angle_rad"] = protocol.flexed_angle_rad
         out["assessment.extended_angle_rad"] = protocol.extended_angle_rad
     return out
+
+
+def user_controller(user: str) -> tuple[str, dict[str, object], str]:
+    """The controller ``user`` runs (``controller:=user``): its registry name, parameters and version id.
+
+    The deployed version of the user's profile (``exo personalize``, ``exo user rollback``), with its
+    parameters exactly as stored; before the first one, the generic PID of ``config/controllers.yaml``
+    capped at the user's torque cap (version "generic").
+
+    Raises:
+        ValueError: as :func:`user_parameters`.
+    """
+    import os
+
+    key = (user, os.environ.get("EXO_STORE", ""), os.environ.get("EXO_KEY_FILE", ""))
+    if key not in _USER_CONTROLLERS:
+        from exo.paths import config_file
+        from exo.personalize.run import generic_choice
+        from exo.safety import SafetyLimits
+        from exo.users import UserStore
+
+        version = UserStore.open(None).profile(user).deployed
+        if version is not None and version.controller:
+            _USER_CONTROLLERS[key] = (version.controller, dict(version.params), version.id)
+        else:
+            limits = SafetyLimits.from_yaml(config_file("safety.yaml"))
+            cap = float(_user_caps(user).get("user_torque_cap_nm", limits.user_torque_cap_nm))
+            choice = generic_choice(cap)
+            _USER_CONTROLLERS[key] = (choice.name, dict(choice.params), "generic")
+    return _USER_CONTROLLERS[key]
+
+
+_USER_CONTROLLERS: dict[tuple[str, str, str], tuple[str, dict[str, object], str]] = {}
 
 
 def assessment_protocol(user: str = ""):

@@ -1,6 +1,11 @@
-"""``exo identify --bag DIR``: fit the person's own twin to the assessment the exo recorded.
+"""``exo identify``: fit the person's own twin to the assessment the exo recorded.
 
-Reads the assessment bag (``exo assess`` / ``exo real --assess``), replays it on the twin with
+``exo identify --user ID [--session N]`` reads the user's assessment session from the encrypted
+store (the latest one unless ``--session`` names it) and stores the result there: the profile's
+identified twin (``exo user show ID``) and the session's ``identification`` artefact.
+``exo identify --bag DIR`` reads a plaintext bag and stores nothing.
+
+Either way the recording (``exo assess`` / ``exo real --assess``) is replayed on the twin with
 candidate reflex parameters and prints the estimated Modified Ashworth level, the seven per-subject
 parameters with 95 % intervals, the fit residual and the parameters this recording cannot identify
 (``--json``: the JSON of :class:`exo.identify.result.IdentificationResult`). Method and validation:
@@ -17,26 +22,67 @@ import typer
 
 
 def identify_command(
-    bag: Path = typer.Option(..., "--bag", help="The assessment bag (session folder, rosbag2 folder or .mcap)."),
+    bag: Path | None = typer.Option(None, "--bag", help="The assessment bag (session folder, rosbag2 folder or "
+                                    ".mcap); or --user ID."),
+    user: str = typer.Option("", "--user", help="Identify this user's twin from an assessment session of the "
+                             "encrypted user store, and store it in the user's profile."),
+    session: int | None = typer.Option(None, "--session", min=1, help="With --user: the assessment session "
+                                       "(default: the latest)."),
+    store: Path | None = typer.Option(None, "--store", help="User store folder for --user (default: $EXO_STORE, "
+                                      "else ~/.local/share/exo/users)."),
+    key_file: Path | None = typer.Option(None, "--key-file", help="Key file of the user store (default: "
+                                         "$EXO_KEY_FILE; a passphrase store reads $EXO_PASSPHRASE)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     twin: str = typer.Option("full", help="Twin the recording is replayed on: full (MyoLeg, accurate) or "
                              "reduced (fast, biased at levels 2-3)."),
     workers: int = typer.Option(2, min=1, help="Processes for the simulations."),
-    out: Path | None = typer.Option(None, help="Also write the JSON result to this file."),
+    out: Path | None = typer.Option(None, help="Also write the JSON result to this file (with --user: a "
+                                    "PLAINTEXT copy of personal data outside the store)."),
 ) -> None:
     """Identify the person's reflex parameters and MAS level from an assessment recording."""
     from exo.cli.errors import EXIT_BAD_INPUT, USER_ERRORS, one_line
-    from exo.identify.report import run_identify
+
+    def fail(message: str) -> typer.Exit:
+        print(f"exo identify: error: {message}", file=sys.stderr)
+        return typer.Exit(EXIT_BAD_INPUT)
+
     from exo.twin import KINDS
 
     if twin not in KINDS:
-        print(f"exo identify: error: --twin must be one of {', '.join(KINDS)}, got {twin!r}", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise fail(f"--twin must be one of {', '.join(KINDS)}, got {twin!r}")
+    if session is not None and not user:
+        raise fail("--session goes with --user")
+    if (bag is None) == (not user):
+        raise fail("give either --bag DIR or --user ID (with --session N), not both" if bag is not None
+                   else "give --bag DIR, or --user ID for an assessment in the user store")
     try:
-        run_identify(bag, json_out=json_out, twin=twin, workers=workers, out=out, echo=typer.echo)
+        if bag is not None:
+            from exo.identify.report import run_identify
+
+            run_identify(bag, json_out=json_out, twin=twin, workers=workers, out=out, echo=typer.echo)
+        else:
+            _identify_user(user, session, store, key_file, json_out=json_out, twin=twin, workers=workers, out=out)
     except USER_ERRORS as exc:
-        print(f"exo identify: error: {one_line(exc)}", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise fail(one_line(exc)) from None
+
+
+def _identify_user(user: str, session: int | None, store: Path | None, key_file: Path | None, *, json_out: bool,
+                   twin: str, workers: int, out: Path | None) -> None:
+    """``--user``: identify from the store, store the result, print it (and the plaintext ``--out`` copy)."""
+    from exo.cli.user import open_store
+    from exo.identify.records import identify_user
+    from exo.identify.report import format_result
+
+    opened = open_store(store, key_file)
+    result, info = identify_user(opened, user, session, twin=twin, workers=workers)
+    if out is not None:
+        print(f"WARNING: {out} holds PLAINTEXT personal data of user {user} (outside the encrypted store); "
+              "protect or delete it.", file=sys.stderr)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(result.to_json() + "\n")
+    typer.echo(result.to_json() if json_out else format_result(result))
+    print(f"stored as the identified twin of {user} (from session {info.number}; exo user show {user}) and as "
+          f"session {info.number}'s 'identification' artefact, encrypted", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:

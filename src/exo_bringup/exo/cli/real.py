@@ -34,7 +34,8 @@ def real(
     emulate: bool = typer.Option(False, "--emulate", help="Run against emulated devices (no hardware)."),
     fault: list[str] = typer.Option([], help="With --emulate: device:kind[:at_s[:value]], e.g. imu_thigh:silent:5 "
                                     "(kinds: silent, garbage, disconnect, scaling)."),
-    controller: str = typer.Option("pid", help="Controller: " + ", ".join(LAUNCH_ARGUMENTS["controller"].choices)),
+    controller: str = typer.Option("", help="Controller: " + ", ".join(LAUNCH_ARGUMENTS["controller"].choices)
+                                   + " (default: pid; with --user, user: the user's deployed version)."),
     policy: str = typer.Option("", help="Exported policy for --controller sac (empty = the default model)."),
     level: int = typer.Option(1, min=0, max=3, help="With --emulate: spasticity level of the emulated subject."),
     namespace: str = typer.Option("/exo", help="Namespace of the graph."),
@@ -68,6 +69,7 @@ def real(
 
     console = Console()
     options = {name: value for name, value in locals().items() if name in RUN_OPTIONS}
+    options["controller"] = controller or ("user" if user else "pid")
     if assess and not user:
         console.print("[red]exo real: --assess needs --user (the assessment is recorded into the user's records)[/]")
         raise typer.Exit(2)

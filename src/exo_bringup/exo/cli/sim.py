@@ -22,7 +22,8 @@ from exo.graph import LAUNCH_ARGUMENTS
 
 def sim(
     duration: float = typer.Option(10.0, min=0.1, help="Simulated seconds to run (sim time from /clock)."),
-    controller: str = typer.Option("pid", help="Controller: " + ", ".join(LAUNCH_ARGUMENTS["controller"].choices)),
+    controller: str = typer.Option("", help="Controller: " + ", ".join(LAUNCH_ARGUMENTS["controller"].choices)
+                                   + " (default: pid; with --user, user: the user's deployed version)."),
     twin: str = typer.Option("reduced", help="Digital twin: reduced (fast) or full (MyoLeg, 40 muscles)."),
     level: int = typer.Option(1, min=0, max=3, help="Modified Ashworth spasticity level of the subject."),
     subject_seed: int = typer.Option(0, help="Seed of the simulated subject."),
@@ -48,6 +49,7 @@ def sim(
     from rich.console import Console
 
     console = Console()
+    controller = controller or ("user" if user else "pid")
     if user and (record is not None or user_id):
         console.print("[red]exo sim: --user records into the user's encrypted records; drop --record/--user-id[/]")
         raise typer.Exit(2)

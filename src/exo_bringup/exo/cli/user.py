@@ -174,7 +174,10 @@ def show(
     typer.echo(f"  controllers: {len(p.controllers) or 'none'}")
     for c in p.controllers:
         source = "-" if c.source_session is None else c.source_session
-        typer.echo(f"    {c.id}: parent {c.parent or '-'}, session {source}, {c.created}, {c.path}")
+        what = " ".join(filter(None, [c.controller, c.path]))
+        typer.echo(f"    {c.id} [{c.status}]: {what}, parent {c.parent or '-'}, session {source}, {c.created}")
+        if c.reason:
+            typer.echo(f"      {c.reason}")
     typer.echo(f"  sessions: {len(p.sessions) or 'none'}")
     for s in sorted(p.sessions, key=lambda s: s.number):
         meta = " ".join(f"{k}={v}" for k, v in s.metadata.items())
@@ -235,6 +238,24 @@ def delete(
             raise typer.Exit(1)
     opened.delete_user(user_id)
     typer.echo(f"user {user_id} deleted ({n} session(s)); copies in backups stay until those are rotated")
+
+
+@user_app.command("rollback")
+def rollback(
+    user_id: str = typer.Argument(..., metavar="ID"),
+    version: str = typer.Argument(..., metavar="VERSION", help="The controller version to deploy again (c1, c2, ...)."),
+    store: Path = typer.Option(None, "--store", help=_STORE_HELP),
+    key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
+) -> None:
+    """Deploy an earlier controller version of a user again, unchanged (exo user show ID lists them)."""
+    from exo.users import validate_user_id
+
+    validate_user_id(user_id)
+    opened = open_store(store, key_file)
+    before = opened.profile(user_id).deployed
+    version_now = opened.deploy_controller(user_id, version, reason=f"rolled back from {before.id}" if before else "")
+    typer.echo(f"user {user_id}: controller {version_now.id} ({version_now.controller or version_now.path}) deployed"
+               + (f"; {before.id} retired" if before is not None and before.id != version_now.id else ""))
 
 
 @user_app.command("rotate-key")

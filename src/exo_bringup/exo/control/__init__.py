@@ -2,6 +2,7 @@
 
 - :mod:`exo.control.base`: the :class:`Controller` protocol and observation access.
 - :mod:`exo.control.pid`: the PID baseline; :mod:`exo.control.zero`: zero torque.
+- :mod:`exo.control.reference`: the reflex-aware baseline, a PID tracking a slow minimum-jerk reference.
 - :mod:`exo.control.sac`: the trained SAC policy (numpy or onnxruntime inference, no torch).
 - :mod:`exo.control.ziegler_nichols`: how the PID gains in ``config/controllers.yaml`` were found.
 
@@ -37,6 +38,7 @@ __all__ = [
 #: Registry: controller name -> "module:attribute" of a class/factory taking keyword parameters.
 CONTROLLERS: dict[str, str | Callable[..., Controller]] = {
     "pid": "exo.control.pid:PidController",
+    "reference_pid": "exo.control.reference:ReferencePidController",
     "zero": "exo.control.zero:ZeroTorqueController",
     "sac": "exo.control.sac:SacController",
     "assessment": "exo.control.assessment:AssessmentController",

@@ -179,18 +179,23 @@ class KneeExtensionEnv(gym.Env[np.ndarray, np.ndarray]):
     # ------------------------------------------------------------------ gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """New episode. ``options`` may set ``level`` and ``initial_knee_angle_rad``."""
+        """New episode. ``options`` may set ``level``, ``initial_knee_angle_rad`` and ``subject``.
+
+        ``subject`` (a :class:`~exo.twin.reflex.SpasticityLevel`, e.g. a person's identified twin) runs
+        these reflex parameters instead of a generated subject; its level is the episode's level.
+        """
         super().reset(seed=seed)
         options = options or {}
         rng = self.np_random
-        level = options.get("level", self.level)
+        subject = options.get("subject")
+        level = subject.level if subject is not None else options.get("level", self.level)
         level = int(rng.integers(0, 4)) if level is None else int(level)
         self._subject_seed = int(rng.integers(0, 2**63 - 1))
         angle = float(options.get("initial_knee_angle_rad", self.config.initial_knee_angle_rad))
         noise = self.config.initial_angle_noise_rad
         if noise > 0.0:
             angle += float(rng.uniform(-noise, noise))
-        state = self.twin.reset(level=level, seed=self._subject_seed, initial_knee_angle_rad=angle)
+        state = self.twin.reset(level=level, seed=self._subject_seed, initial_knee_angle_rad=angle, subject=subject)
         seed_of_subject = self._subject_seed
         self._reset_episode_vars()
         self._subject_seed = seed_of_subject

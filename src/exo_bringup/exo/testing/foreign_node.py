@@ -19,6 +19,9 @@ Modes (the rows of the security review):
   spoofed requests of ``--torque`` N m, at 100 Hz.
 - ``flood``: publishes invalid ``torque_request`` messages at ``--rate-hz`` (NaN, inf, 1e9 N m,
   stale and future stamps, forged MACs).
+
+Every mode sends only once its publisher has matched a subscriber of the graph, so that what it counts
+as sent was deliverable (DDS discovery is not symmetric).
 """
 
 from __future__ import annotations
@@ -105,8 +108,16 @@ class ForeignNode(Node):
         if msg.mac and len(self.genuine) < 5000:
             self.genuine.append(msg)
 
+    @staticmethod
+    def _matched(pub) -> bool:
+        """Whether ``pub`` reaches a subscriber yet (DDS discovery is not symmetric: seeing the graph's
+        joint_states does not mean the graph sees this publisher; sending before that is sending nothing)."""
+        return pub.get_subscription_count() > 0
+
     def _on_joint(self, msg: JointState) -> None:
         t = from_time_msg(msg.header.stamp)
+        if not self._matched(self.pub_cmd if self.args.mode == "command" else self.pub_req):
+            return
         if self.args.mode == "command":
             n = sum(self.sent.values())
             stamp = t + 5.0 if n % 10 == 9 else t
@@ -129,7 +140,7 @@ class ForeignNode(Node):
                 self._count("request duplicate")
 
     def _replay(self) -> None:
-        if time.monotonic() - self.started < 0.5 or len(self.genuine) < 10:
+        if time.monotonic() - self.started < 0.5 or len(self.genuine) < 10 or not self._matched(self.pub_cmd):
             return
         msg = self.genuine[self.rng.randrange(len(self.genuine) - 5)]  # not the newest: old sequence numbers
         self.pub_cmd.publish(msg)
@@ -142,7 +153,7 @@ class ForeignNode(Node):
     def _spoof_joint(self) -> None:
         if self.args.clock == "wall":
             self.latest_t = time.time()  # hardware stamps: the host clock
-        if self.latest_t is None:
+        if self.latest_t is None or not (self._matched(self.pub_joint) and self._matched(self.pub_req)):
             return
         js = JointState(name=[contract.KNEE_JOINT], position=[self.args.angle], velocity=[0.0], effort=[0.0])
         js.header.stamp = to_time_msg(self.latest_t)
@@ -152,6 +163,8 @@ class ForeignNode(Node):
         self._count("request")
 
     def _flood(self) -> None:
+        if not self._matched(self.pub_req):
+            return
         t = self.latest_t if self.latest_t is not None else 0.0
         kind = sum(self.sent.values()) % 6
         msg = [self._msg(t, math.nan), self._msg(t, math.inf), self._msg(t, 1e9), self._msg(t - 10.0, 5.0),

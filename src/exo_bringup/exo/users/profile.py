@@ -35,6 +35,8 @@ KIND_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,31}")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 #: Longest string value of session metadata or a controller path, characters.
 MAX_STRING_CHARS = 512
+#: States of a controller version (see :class:`ControllerVersion`).
+CONTROLLER_STATUSES = ("candidate", "deployed", "retired", "rejected")
 #: Format tag of the profile JSON.
 PROFILE_FORMAT = "exo-user-profile/1"
 
@@ -254,32 +256,61 @@ class ControllerVersion:
         parent: id of the version it was derived from (None for a first one).
         created: day it was added, ``YYYY-MM-DD``.
         source_session: number of the session it was made from (None if none).
-        path: where the controller lives (an exported policy folder, or a store reference).
+        path: where the controller lives (an exported policy folder, or a store reference); "" when the
+            version is fully described by ``controller`` and ``params``.
+        controller: its registry name (:data:`exo.control.CONTROLLERS`: "pid", "reference_pid", "sac", ...).
+        params: the controller's keyword parameters (plain JSON), exactly what the graph is given.
+        status: "candidate" (not judged yet), "deployed" (what ``exo sim/real --user`` runs; at most one),
+            "retired" (deployed before), "rejected" (failed the acceptance gate; never deployed).
+        metrics: numbers of the acceptance gate (candidate and deployed means on the user's twin, ...).
+        reason: why it was deployed or rejected (one line, no personal data).
     """
 
     id: str
     parent: str | None
     created: str
     source_session: int | None
-    path: str
+    path: str = ""
+    controller: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    status: str = "candidate"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ControllerVersion:
-        path = data["path"]
-        if not isinstance(path, str) or not path or len(path) > MAX_STRING_CHARS:
-            raise ProfileError(f"controller path must be a non-empty string of at most {MAX_STRING_CHARS} "
+        path = data.get("path", "")
+        if not isinstance(path, str) or len(path) > MAX_STRING_CHARS:
+            raise ProfileError(f"controller path must be a string of at most {MAX_STRING_CHARS} "
                                f"characters, got {path!r}")
+        controller = data.get("controller", "")
+        if controller:
+            validate_name(controller, "controller name")
+        if not path and not controller:
+            raise ProfileError(f"controller version {data.get('id')!r} needs a path or a controller name")
+        status = data.get("status", "candidate")
+        if status not in CONTROLLER_STATUSES:
+            raise ProfileError(f"controller status must be one of {', '.join(CONTROLLER_STATUSES)}, got {status!r}")
+        reason = data.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > MAX_STRING_CHARS:
+            raise ProfileError(f"controller reason must be a string of at most {MAX_STRING_CHARS} characters")
         parent = data.get("parent")
         source = data.get("source_session")
         return cls(id=validate_name(data["id"], "controller id"),
                    parent=None if parent is None else validate_name(parent, "controller parent"),
                    created=validate_day(data["created"], "controller created"),
                    source_session=None if source is None else _int(source, "controller source_session", 1),
-                   path=path)
+                   path=path, controller=controller,
+                   params=plain_value(data.get("params") or {}, "controller params"),
+                   status=status,
+                   metrics=plain_value(data.get("metrics") or {}, "controller metrics", strings=False),
+                   reason=reason)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "parent": self.parent, "created": self.created,
-                "source_session": self.source_session, "path": self.path}
+                "source_session": self.source_session, "path": self.path, "controller": self.controller,
+                "params": dict(self.params), "status": self.status, "metrics": dict(self.metrics),
+                "reason": self.reason}
 
 
 #: Keys of the identified twin written by the identification step.
@@ -382,3 +413,8 @@ class Profile:
     def controller(self, controller_id: str) -> ControllerVersion | None:
         """The controller version ``controller_id``, or None."""
         return next((c for c in self.controllers if c.id == controller_id), None)
+
+    @property
+    def deployed(self) -> ControllerVersion | None:
+        """The deployed controller version (what ``exo sim/real --user`` runs), or None."""
+        return next((c for c in self.controllers if c.status == "deployed"), None)

@@ -495,19 +495,27 @@ class UserStore:
             self._save_profile(profile)
         return profile
 
-    def add_controller(self, user_id: str, path: str, *, parent: str | None = None,
-                       source_session: int | None = None, controller_id: str | None = None) -> ControllerVersion:
-        """Add a controller version to ``user_id``'s lineage.
+    def add_controller(self, user_id: str, path: str = "", *, parent: str | None = None,
+                       source_session: int | None = None, controller_id: str | None = None,
+                       controller: str = "", params: Mapping[str, Any] | None = None, status: str = "candidate",
+                       metrics: Mapping[str, Any] | None = None, reason: str = "") -> ControllerVersion:
+        """Add a controller version to ``user_id``'s lineage (fields: :class:`ControllerVersion`).
 
         Args:
-            path: where the controller lives (an exported policy folder, ...).
+            path: where the controller lives (an exported policy folder, ...); "" if ``controller`` and
+                ``params`` describe it fully.
             parent: id of the version it derives from (must exist).
             source_session: number of the session it was made from (must exist).
             controller_id: its id (default "c<n>", the next free number).
+            controller, params: its registry name and keyword parameters.
+            status: "candidate", "rejected", or "deployed" (the deployed version becomes "retired").
+            metrics, reason: the acceptance gate's numbers and verdict.
 
         Raises:
             StoreError: unknown parent or session, or an id in use. ProfileError: invalid values.
         """
+        if status == "retired":
+            raise StoreError("a new controller version cannot be 'retired'")
         with self._lock():
             profile = self.profile(user_id)
             ids = {c.id for c in profile.controllers}
@@ -522,10 +530,38 @@ class UserStore:
                 raise StoreError(f"user {user_id!r} has no controller {parent!r} (the parent)")
             if source_session is not None and profile.session(source_session) is None:
                 raise StoreError(f"user {user_id!r} has no session {source_session}")
-            version = ControllerVersion.from_dict({"id": controller_id, "parent": parent, "created": today(),
-                                                   "source_session": source_session, "path": path})
-            self._save_profile(_replace(profile, controllers=(*profile.controllers, version)))
+            version = ControllerVersion.from_dict({
+                "id": controller_id, "parent": parent, "created": today(), "source_session": source_session,
+                "path": path, "controller": controller, "params": dict(params or {}), "status": status,
+                "metrics": dict(metrics or {}), "reason": reason})
+            versions = profile.controllers
+            if status == "deployed":
+                versions = tuple(_replace(c, status="retired") if c.status == "deployed" else c for c in versions)
+            self._save_profile(_replace(profile, controllers=(*versions, version)))
         return version
+
+    def deploy_controller(self, user_id: str, controller_id: str, reason: str = "") -> ControllerVersion:
+        """Make version ``controller_id`` the deployed one (a rollback, or a manual choice); the one
+        deployed before becomes "retired". Its parameters are unchanged, to the bit.
+
+        Raises:
+            StoreError: no such version, or a rejected one (it never passed the acceptance gate).
+        """
+        with self._lock():
+            profile = self.profile(user_id)
+            target = profile.controller(controller_id)
+            if target is None:
+                have = ", ".join(c.id for c in profile.controllers) or "none"
+                raise StoreError(f"user {user_id!r} has no controller version {controller_id!r} (versions: {have})")
+            if target.status == "rejected":
+                raise StoreError(f"controller version {controller_id!r} of user {user_id!r} was rejected by the "
+                                 f"acceptance gate ({target.reason or 'no reason recorded'}); it cannot be deployed")
+            versions = tuple(
+                _replace(c, status="deployed", reason=reason or c.reason) if c.id == controller_id
+                else _replace(c, status="retired") if c.status == "deployed" else c
+                for c in profile.controllers)
+            self._save_profile(_replace(profile, controllers=versions))
+            return next(c for c in versions if c.id == controller_id)
 
     def controllers(self, user_id: str) -> list[ControllerVersion]:
         """``user_id``'s controller versions, oldest first."""

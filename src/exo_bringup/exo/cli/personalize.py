@@ -1,0 +1,91 @@
+"""``exo personalize --user ID``: tune the user's controller on the user's own twin, gate it, version it.
+
+Needs the user's identified twin (``exo assess --user ID``, then ``exo identify --user ID``). Searches
+the hand-tuned baselines (the PID and the reflex-aware reference PID: gains, torque cap up to the
+user's cap, reference speed) with CMA-ES on the user's twin, through the safety monitor with the
+user's limits, then runs the acceptance gate against the deployed version on held-out subjects.
+The new version is stored in the profile (``exo user show ID``) as deployed or rejected, with its
+lineage, numbers and reason; ``exo user rollback ID VERSION`` deploys an earlier one again.
+``exo sim/real --user ID`` run the deployed version. A run cut off (Ctrl-C, a kill) continues where
+it stopped at the next ``exo personalize --user ID`` (``--restart`` starts over). Settings:
+``config/personalize.yaml``; method: docs/personalisation.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+_STORE_HELP = "User store folder (default: $EXO_STORE, else ~/.local/share/exo/users)."
+_KEY_HELP = "Key file of the user store (default: $EXO_KEY_FILE; a passphrase store reads $EXO_PASSPHRASE)."
+
+
+def personalize(
+    user: str = typer.Option(..., "--user", help="The user (pseudonym) whose controller is tuned."),
+    budget_min: float = typer.Option(None, "--budget-min", min=0.01, help="Wall-time budget of the search, "
+                                     "min (default: config/personalize.yaml, 15 min)."),
+    max_evaluations: int = typer.Option(None, "--max-evaluations", min=2, help="Also stop each baseline's "
+                                        "search after this many candidates (smoke runs)."),
+    workers: int = typer.Option(2, min=1, help="Processes evaluating candidates."),
+    restart: bool = typer.Option(False, "--restart", help="Start a new search instead of continuing an "
+                                 "unfinished one."),
+    config: Path = typer.Option(None, "--config", help="Settings file (default config/personalize.yaml)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+    store: Path = typer.Option(None, "--store", help=_STORE_HELP),
+    key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
+) -> None:
+    """Tune, gate and version a user's controller on the user's identified twin."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from exo.cli.errors import EXIT_BAD_INPUT, USER_ERRORS, one_line
+    from exo.cli.user import open_store
+    from exo.personalize.run import PersonalizeConfig, personalize_user
+    from exo.users import validate_user_id
+
+    console = Console(stderr=True)
+    try:
+        validate_user_id(user)
+        settings = PersonalizeConfig.from_yaml(config)
+        opened = open_store(store, key_file)
+        opened.profile(user)
+    except USER_ERRORS as exc:
+        print(f"exo personalize: error: {one_line(exc)}", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    budget_s = (budget_min if budget_min is not None else settings.budget_min) * 60.0
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[best]}"),
+                  TimeRemainingColumn(), console=console, transient=not console.is_terminal) as bar:
+        tasks = {f: bar.add_task(f"{f:14s}", total=budget_s / len(settings.baselines), best="")
+                 for f in settings.baselines}
+
+        def progress(family: str, state, family_budget_s: float) -> None:
+            bar.update(tasks[family], completed=min(state.elapsed_s, family_budget_s),
+                       best=f"{state.evaluations} candidates, best cost {state.best[1]:.3f}")
+
+        try:
+            outcome = personalize_user(opened, user, settings, budget_s=budget_s, max_evaluations=max_evaluations,
+                                       workers=workers, resume=not restart, progress=progress)
+        except USER_ERRORS as exc:
+            print(f"exo personalize: error: {one_line(exc)}", file=sys.stderr)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+    if json_out:
+        typer.echo(json.dumps(outcome.to_dict(), indent=1))
+        return
+    v, verdict = outcome.version, outcome.verdict
+    typer.echo(f"user {user}: version {v.id} ({v.controller}) {v.status.upper()}, parent {v.parent or 'generic'}")
+    typer.echo(f"  {verdict.reason}")
+    typer.echo(f"  gate on {settings.gate.subjects} held-out subjects of the user's twin (means):")
+    for key, unit in (("peak_torque_nm", "N m"), ("rms_torque_nm", "N m"), ("final_error_deg", "deg"),
+                      ("intervention_steps", "steps")):
+        typer.echo(f"    {key:20s} candidate {verdict.candidate[key]:8.2f}   deployed {verdict.deployed[key]:8.2f} {unit}")
+    for family, s in outcome.searches.items():
+        best = "nothing evaluated" if s["best_cost"] is None else f"best cost {s['best_cost']:.3f}"
+        typer.echo(f"  search {family}: {s['evaluations']} candidates in {s['time_s']:.0f} s, {best}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("personalize")(personalize)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exo import contract, graph
 from exo.runner import GraphRunner, NodeDied, StartupCrashWarning, ros_arguments
@@ -103,9 +104,14 @@ def test_runner_gives_nodes_the_arguments_a_launch_file_would():
     cmd = bridge.command
     assert cmd[1:3] == ["-m", "exo.nodes.sim_bridge"]
     assert "__ns:=/leg" in cmd and "__node:=sim_bridge" in cmd
-    assert "level:=2" in cmd and "use_sim_time:=true" in cmd
+    # the launch arguments come last, in a parameter file keyed by the node's full name (exo.graph.overrides_file)
+    last = Path(cmd[len(cmd) - 1 - cmd[::-1].index("--params-file") + 1])
+    assert last.parent == runner.secrets.folder and oct(last.stat().st_mode & 0o777) == "0o600"
+    overrides = yaml.safe_load(last.read_text())["/leg/sim_bridge"]["ros__parameters"]
+    assert overrides["level"] == 2 and overrides["use_sim_time"] is True
+    runner.secrets.remove()
     ctrl = ros_arguments(next(n for n in graph.NODES if n.name == "controller"), runner.args)
-    assert "controller:=zero" in ctrl and "policy:=''" in ctrl
+    assert "controller:=zero" in ctrl and "policy:=''" in ctrl  # without a run: shown as -p
 
 
 def test_launch_files_are_thin_wrappers_of_the_graph_spec():

@@ -161,3 +161,45 @@ def test_settings_file_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="gate.min_peak_improvement"):
         PersonalizeConfig.from_yaml(bad)
     assert PersonalizeConfig.from_yaml().gate.subjects >= 1
+
+
+# -- the commands ---------------------------------------------------------------------------------------------------
+def test_exo_personalize_and_rollback_from_the_command_line(store, user, exo_in_process, tmp_path):
+    settings = tmp_path / "personalize.yaml"
+    settings.write_text("personalize:\n  twin: reduced\n  search_subjects: 2\n  popsize: 4\n"
+                        "  gate:\n    subjects: 3\n    final_error_tolerance_deg: 3.0\n")
+    run = exo_in_process("personalize", "--user", user, "--config", str(settings), "--max-evaluations", "4",
+                         "--workers", "1")
+    assert run.code == 0, run
+    assert "version c1" in run.stdout and "gate on 3 held-out subjects" in run.stdout
+    run2 = exo_in_process("personalize", "--user", user, "--config", str(settings), "--max-evaluations", "4",
+                          "--workers", "1", "--json")
+    assert run2.code == 0, run2
+    import json
+
+    outcome = json.loads(run2.stdout)
+    assert outcome["version"]["id"] == "c2" and outcome["version"]["parent"] in ("c1", None)
+    shown = exo_in_process("user", "show", user)
+    assert "c1 [" in shown.stdout and "c2 [" in shown.stdout
+    c1, c2 = store.profile(user).controllers
+    assert c1.status in ("deployed", "retired")  # the lenient gate passes c1 (peak and RMS well below the PID's)
+    if c2.status == "deployed":
+        back = exo_in_process("user", "rollback", user, "c1")
+        assert back.code == 0 and "controller c1" in back.stdout and "c2 retired" in back.stdout, back
+    else:
+        refused = exo_in_process("user", "rollback", user, "c2")
+        assert refused.code == 2 and "rejected by the acceptance gate" in refused.stderr, refused
+    assert store.profile(user).deployed.id == "c1"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--user", "p-new"], "no identified twin yet; run exo identify --user p-new"),
+    (["--user", "nobody"], "nobody"),
+    (["--user", "Bad_Name"], "invalid user id"),
+])
+def test_exo_personalize_bad_input_is_one_line_and_exit_2(store, user, exo_in_process, args, message):
+    store.create_user("p-new")
+    run = exo_in_process("personalize", *args, "--max-evaluations", "2")
+    assert run.code == 2, run
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("exo personalize: error: ") and message in lines[0], lines

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 MODES = ("sim", "real", "replay")
 
@@ -313,6 +314,29 @@ def user_parameters(node: str, user: str) -> dict[str, float]:
         out["assessment.flexed_angle_rad"] = protocol.flexed_angle_rad
         out["assessment.extended_angle_rad"] = protocol.extended_angle_rad
     return out
+
+
+def overrides_file(spec: NodeSpec, args: dict[str, object], overrides: dict[str, object], folder: Path) -> Path:
+    """Write the parameters the launch arguments set on ``spec``'s node as a ROS parameter file; its path.
+
+    The file (``<folder>/<node>.overrides.yaml``, mode 0600) keys them by the node's fully qualified name
+    (``/exo/controller``) and goes last on the node's command line (pip runner) or parameter list (launch).
+    Why not ``-p name:=value`` or a dictionary: rcl files both under the wildcard ``/**`` entry, and when a
+    parameter file with a ``/**`` entry (``config/task.yaml``) comes first, every ``/**/<node>`` entry of a later
+    file (``config/controllers.yaml``) beats them, whatever the order on the command line. A fully qualified
+    entry of the last file wins over all of them.
+    """
+    import os
+
+    import yaml
+
+    namespace = str(args["namespace"]).rstrip("/")
+    path = Path(folder) / f"{spec.name}.overrides.yaml"
+    text = yaml.safe_dump({f"{namespace}/{spec.name}": {"ros__parameters": dict(overrides)}}, sort_keys=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
 
 
 def user_controller(user: str) -> tuple[str, dict[str, object], str]:

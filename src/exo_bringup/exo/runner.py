@@ -2,7 +2,7 @@
 
 :class:`GraphRunner` turns the graph spec (:mod:`exo.graph`) into one process
 per node, with the same ROS arguments a launch file would give them
-(``--ros-args -r __node:=... -r __ns:=... --params-file ... -p name:=value``),
+(``--ros-args -r __node:=... -r __ns:=... --params-file ...``),
 watches them, and tears them all down (SIGINT, then SIGTERM, then SIGKILL of
 the whole process group). ``exo sim`` and the integration tests use it, so the
 tests exercise exactly what users run.
@@ -29,26 +29,40 @@ from exo.paths import share_dir
 from exo.security.keys import RunSecrets
 
 
+def node_overrides(spec: NodeSpec, args: Mapping[str, object], secrets: RunSecrets | None = None) -> dict[str, object]:
+    """The parameters the launch arguments (and the run's secrets) set on ``spec``'s node."""
+    out = dict(spec.parameters_from(dict(args)))
+    out["use_sim_time"] = args["use_sim_time"]
+    if secrets is not None:
+        out.update(secrets.parameters(spec.secrets))
+    return out
+
+
 def ros_arguments(spec: NodeSpec, args: Mapping[str, object], config_dir: Path | None = None,
                   secrets: RunSecrets | None = None) -> list[str]:
     """The ``--ros-args ...`` a node of ``spec`` gets for resolved graph ``args``.
 
     Parameter precedence (later wins, as in launch): the node's ``config/*.yaml``,
     then the user's ``params_file``, then launch arguments and ``use_sim_time``,
-    then the paths of the run's secrets the node gets (``spec.secrets``).
+    then the paths of the run's secrets the node gets (``spec.secrets``). With ``secrets``
+    (a run), the last two are a parameter file in the run's folder (:func:`exo.graph.overrides_file`:
+    ``-p`` would lose against the ``/**/<node>`` entries of ``config/*.yaml``); without, they are
+    shown as ``-p name:=value`` (for reading a command line, not for running it).
     """
+    from exo.graph import overrides_file
+
     config_dir = config_dir or share_dir() / "config"
     out = ["--ros-args", "-r", f"__node:={spec.name}", "-r", f"__ns:={args['namespace']}"]
     for name in spec.param_files:
         out += ["--params-file", str(config_dir / name)]
     if args.get("params_file"):
         out += ["--params-file", str(args["params_file"])]
-    for param, value in spec.parameters_from(dict(args)).items():
-        out += ["-p", f"{param}:={_param_text(value)}"]
-    out += ["-p", f"use_sim_time:={_param_text(args['use_sim_time'])}"]
+    overrides = node_overrides(spec, args, secrets)
     if secrets is not None:
-        for param, path in secrets.parameters(spec.secrets).items():
-            out += ["-p", f"{param}:={path}"]
+        out += ["--params-file", str(overrides_file(spec, dict(args), overrides, secrets.folder))]
+    else:
+        for param, value in overrides.items():
+            out += ["-p", f"{param}:={_param_text(value)}"]
     out += ["--log-level", str(args["log_level"])]
     if args.get("enclave_prefix"):
         out += ["--enclave", f"{str(args['enclave_prefix']).rstrip('/')}/{spec.name}"]

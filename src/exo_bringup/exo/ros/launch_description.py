@@ -12,8 +12,9 @@ installable from PyPI, and nothing else in exo needs them.
 
 from __future__ import annotations
 
-from exo.graph import active_nodes, arguments_for, resolve_arguments
+from exo.graph import active_nodes, arguments_for, overrides_file, resolve_arguments
 from exo.paths import share_dir
+from exo.runner import node_overrides
 from exo.security.keys import RunSecrets
 
 
@@ -45,10 +46,9 @@ def graph_launch_description(mode: str):
             parameters: list = [str(config_dir / f) for f in spec.param_files]
             if args["params_file"]:
                 parameters.append(str(args["params_file"]))
-            overrides = spec.parameters_from(args)
-            overrides["use_sim_time"] = args["use_sim_time"]
-            overrides.update(secrets.parameters(spec.secrets))
-            parameters.append(overrides)
+            # a file keyed by the node's full name, not a dictionary (launch_ros files a dictionary under
+            # /**, which the /**/<node> entries of config/*.yaml beat): exo.graph.overrides_file
+            parameters.append(str(overrides_file(spec, args, node_overrides(spec, args, secrets), secrets.folder)))
             actions.append(
                 Node(
                     package="exo_bringup",

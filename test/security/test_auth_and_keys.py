@@ -121,7 +121,7 @@ def test_the_runner_hands_each_node_only_its_own_secrets(tmp_path, monkeypatch):
 
     monkeypatch.setenv("EXO_RUN_ROOT", str(tmp_path / "runs"))
     runner = GraphRunner("sim", {"enclave_prefix": "/exo"}, log_dir=tmp_path / "logs")
-    given = {n.name: {a.split(":=")[0] for a in n.command if a.endswith((".key", ".token"))} for n in runner.nodes}
+    given = {n.name: {k for k, v in n.parameters.items() if str(v).endswith((".key", ".token"))} for n in runner.nodes}
     assert given == {"safety_monitor": {"command_key_file", "request_key_file", "reset_token_file"},
                      "controller": {"request_key_file"}, "sim_bridge": {"command_key_file"}}
     for node in runner.nodes:  # SROS2: every node in its own enclave

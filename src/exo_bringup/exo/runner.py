@@ -91,6 +91,17 @@ class NodeProcess:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def parameters(self) -> dict[str, object]:
+        """The parameters the launch arguments and the run's secrets set on this node (its overrides file)."""
+        import yaml
+
+        files = [a for a in self.command if a.endswith(".overrides.yaml")]
+        if not files:
+            return {}
+        document = yaml.safe_load(Path(files[-1]).read_text()) or {}
+        return dict(next(iter(document.values()))["ros__parameters"])
+
     def poll(self) -> int | None:
         return None if self.process is None else self.process.poll()
 

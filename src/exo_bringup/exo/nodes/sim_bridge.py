@@ -119,7 +119,7 @@ class SimBridge(Node):
         self.get_logger().info(
             f"twin={self.p['twin']} level={self.p['level']} seed={self.p['subject_seed']} "
             + ("lockstep" if self.p["lockstep"] else f"real-time x{self.p['realtime_factor']:.2f}")
-            + f"; actuator guard: user cap {self.guard.limits.torque_cap_nm:g} N m, "
+            + f"; guard cap {self.guard.limits.torque_cap_nm:g} N m, "
             f"slew {self.guard.limits.max_slew_rate_nm_per_s:g} N m/s"
         )
 

@@ -147,16 +147,11 @@ class UserTrialResult:
     peak_request_nm: float = 0.0
 
 
-_ENVS: dict[tuple[str, int], Any] = {}
-
-
 def _env(twin: str, level: int) -> Any:
-    key = (twin, level)
-    if key not in _ENVS:
-        from exo.envs.knee_extension import KneeExtensionEnv
+    """The evaluator's cached env of (twin, level), full-length trials (building a MuJoCo model is the slow part)."""
+    from exo.evaluate import _make_env
 
-        _ENVS[key] = KneeExtensionEnv(twin=twin, level=level, terminate_on_unsafe=False)
-    return _ENVS[key]
+    return _make_env(twin, level, {"terminate_on_unsafe": False})
 
 
 def run_user_trial(choice: ControllerChoice, subject: SpasticityLevel, limits: SafetyLimits, twin: str = "full",

@@ -47,6 +47,11 @@ from exo_msgs.msg import TorqueCommand
 
 
 class ForeignNode(Node):
+    MATCH_GRACE_S = 0.3
+    """Wait after this node's publisher matched the graph's subscribers before sending, s."""
+    GRAPH_SUBSCRIBERS = ("safety_monitor", "actuator_driver", "sim_bridge")
+    """The graph's nodes that consume torque_request / torque_command / joint_states: the attack's targets."""
+
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__("foreign_node", namespace=args.namespace)
         self.args = args
@@ -55,6 +60,7 @@ class ForeignNode(Node):
         self.latest_t: float | None = None
         self.genuine: list[TorqueCommand] = []
         self.started = time.monotonic()
+        self._matched_since: dict[str, float] = {}
         mode = args.mode
         # only the publishers of the mode's attack (a publisher on a sensor topic is itself detected)
         if mode in ("command", "replay"):
@@ -108,11 +114,25 @@ class ForeignNode(Node):
         if msg.mac and len(self.genuine) < 5000:
             self.genuine.append(msg)
 
-    @staticmethod
-    def _matched(pub) -> bool:
-        """Whether ``pub`` reaches a subscriber yet (DDS discovery is not symmetric: seeing the graph's
-        joint_states does not mean the graph sees this publisher; sending before that is sending nothing)."""
-        return pub.get_subscription_count() > 0
+    def _matched(self, pub) -> bool:
+        """Whether ``pub`` reaches the graph's subscribers yet.
+
+        DDS discovery is not symmetric (seeing the graph's joint_states does not mean the graph sees this
+        publisher) and a publisher also matches this node's own subscription on the same topic (request
+        mode records the genuine requests) and the test's probe: so the publisher counts as matched once
+        every subscription the graph shows on its topic, one of them a node of the graph other than
+        this one, is matched, and then ``MATCH_GRACE_S`` more for the other side to match it back.
+        """
+        topic = pub.topic_name
+        if topic in self._matched_since:
+            return time.monotonic() - self._matched_since[topic] >= self.MATCH_GRACE_S
+        infos = self.get_subscriptions_info_by_topic(topic)
+        me = (self.get_name(), self.get_namespace())
+        others = [i for i in infos if (i.node_name, i.node_namespace) != me]
+        graph = [i for i in others if i.node_name in self.GRAPH_SUBSCRIBERS]
+        if graph and pub.get_subscription_count() >= len(infos):
+            self._matched_since[topic] = time.monotonic()
+        return False
 
     def _on_joint(self, msg: JointState) -> None:
         t = from_time_msg(msg.header.stamp)

@@ -34,6 +34,8 @@ class CliResult:
     def __str__(self) -> str:  # the assertion message: the command and what it printed
         return f"$ exo {' '.join(self.args)}\n(exit {self.code})\n{self.stdout[-6000:]}\n{self.stderr[-6000:]}"
 
+    __repr__ = __str__  # pytest shows the message's repr: the whole output, not a truncated dataclass repr
+
 
 def run_exo(*args: str, timeout: float = 120.0, cwd: Path = REPO) -> CliResult:
     """``exo ARGS`` from ``cwd`` (default: the repository root, where the README's relative paths resolve)."""

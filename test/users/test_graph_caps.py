@@ -33,6 +33,7 @@ def user_store(store: UserStore, store_dir: Path, key_file: Path, monkeypatch: p
     monkeypatch.setenv("EXO_STORE", str(store_dir))
     monkeypatch.setenv("EXO_KEY_FILE", str(key_file))
     monkeypatch.setattr(graph, "_USER_CAPS", {})
+    monkeypatch.setattr(graph, "_USER_ASSISTANCE", {})
     return store
 
 
@@ -65,5 +66,6 @@ def test_an_unknown_user_or_a_wrong_key_is_a_clear_error(user_store, tmp_path: P
 
     monkeypatch.setenv("EXO_KEY_FILE", str(create_key_file(tmp_path / "other.key")))
     monkeypatch.setattr(graph, "_USER_CAPS", {})
+    monkeypatch.setattr(graph, "_USER_ASSISTANCE", {})
     with pytest.raises(ValueError, match="wrong key"):
         _params("sim", user="p-caps")

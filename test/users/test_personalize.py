@@ -39,6 +39,7 @@ def user(store: UserStore, store_dir, key_file, monkeypatch) -> str:
     monkeypatch.setenv("EXO_STORE", str(store_dir))
     monkeypatch.setenv("EXO_KEY_FILE", str(key_file))
     monkeypatch.setattr(graph, "_USER_CAPS", {})
+    monkeypatch.setattr(graph, "_USER_ASSISTANCE", {})
     monkeypatch.setattr(graph, "_USER_CONTROLLERS", {})
     return "p-pers"
 

@@ -165,6 +165,8 @@ class NodeSpec:
         out.update({param: args[arg] for param, arg in self.follows.items() if arg in args})
         if args.get("user") and (self.name != "controller" or args.get("controller") == "assessment"):
             out.update(user_parameters(self.name, str(args["user"])))
+        if args.get("user") and self.name == "controller" and args.get("controller") != "assessment":
+            out["assistance"] = user_assistance(str(args["user"]))
         if args.get("controller") == "user" and self.name in ("controller", RECORDER_NODE):
             if not args.get("user"):
                 raise ValueError("controller 'user' runs the deployed controller of a user: give user:=ID")
@@ -406,6 +408,22 @@ def _user_caps(user: str) -> dict[str, float]:
 
 
 _USER_CAPS: dict[tuple[str, str, str], dict[str, float]] = {}
+
+
+def user_assistance(user: str) -> float:
+    """``user``'s assist-as-needed level (-, 0-1; :mod:`exo.users.assistance`): the controller node's
+    ``assistance``. The assessment runs at full level (it moves a passive knee)."""
+    import os
+
+    key = (user, os.environ.get("EXO_STORE", ""), os.environ.get("EXO_KEY_FILE", ""))
+    if key not in _USER_ASSISTANCE:
+        from exo.users import UserStore
+
+        _USER_ASSISTANCE[key] = float(UserStore.open(None).profile(user).assistance.level)
+    return _USER_ASSISTANCE[key]
+
+
+_USER_ASSISTANCE: dict[tuple[str, str, str], float] = {}
 
 
 def nodes_for(mode: str) -> list[NodeSpec]:

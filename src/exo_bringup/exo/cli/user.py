@@ -4,6 +4,10 @@
 - ``exo user create ID [--mas 0-3] [--torque-cap NM] [--joint-min-rad R] [--joint-max-rad R] [--slew-rate NM_S]``
 - ``exo user list [--json]``, ``exo user show ID [--json]``
 - ``exo user set ID [--mas ...] [--torque-cap ...] ... [--clear NAME]``: change the rating or the caps.
+- ``exo user assistance ID [--level L] [--floor F] [--error-tolerance-deg D] ...``: the therapist sets the
+  assist-as-needed level and schedule (:mod:`exo.users.assistance`).
+- ``exo user adapt ID --session N [--contribution C]``: the assist-as-needed rule applied to a recorded
+  session (its final error and safety interventions from the bag): the next session's level.
 - ``exo user delete ID [--yes]``: the user's whole folder, after confirmation.
 - ``exo user rotate-key --new-key-file PATH | --to-passphrase``: re-encrypt every file with a new key.
 
@@ -171,6 +175,10 @@ def show(
         details = [f"{k} {twin[k]}" for k in ("method", "session", "date", "mas_level", "residual_nm") if k in twin]
         typer.echo(f"  identified twin: {', '.join(details)}")
         typer.echo(f"    params: {json.dumps(twin.get('params'))}")
+    a = p.assistance
+    typer.echo(f"  assistance: level {a.level:.2f} (floor {a.schedule.floor:.2f}, task tolerance "
+               f"{a.schedule.error_tolerance_deg:g} deg, contribution target {a.schedule.contribution_target:g}; "
+               f"{len(a.history)} change(s))")
     typer.echo(f"  controllers: {len(p.controllers) or 'none'}")
     for c in p.controllers:
         source = "-" if c.source_session is None else c.source_session
@@ -213,6 +221,100 @@ def set_user(
     profile = opened.update_user(user_id, **kwargs)
     mas_text = "not rated" if profile.mas_level is None else profile.mas_level
     typer.echo(f"user {user_id}: MAS {mas_text}, caps: {_caps_text(profile.caps)}")
+
+
+@user_app.command("assistance")
+def assistance(
+    user_id: str = typer.Argument(..., metavar="ID"),
+    level: float = typer.Option(None, "--level", help="Assistance level of the next session, 0-1 (1 = full help)."),
+    floor: float = typer.Option(None, "--floor", help="Least assistance level the rule may reach, 0-1."),
+    error_tolerance_deg: float = typer.Option(None, "--error-tolerance-deg",
+                                              help="Final knee error at which the task counts as achieved, deg."),
+    contribution_target: float = typer.Option(None, "--contribution-target",
+                                              help="User's own contribution (normalised agonist EMG, fraction of "
+                                                   "the maximal contraction) at which a success lowers the level."),
+    raise_step: float = typer.Option(None, "--raise-step", help="Rise after a failed session (per unit shortfall)."),
+    lower_step: float = typer.Option(None, "--lower-step", help="Fall after a successful session."),
+    max_change: float = typer.Option(None, "--max-change", help="Largest change between two sessions, 0-1."),
+    store: Path = typer.Option(None, "--store", help=_STORE_HELP),
+    key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
+) -> None:
+    """The therapist sets a user's assist-as-needed level and schedule (unset options are kept)."""
+    from exo.users import validate_user_id
+
+    validate_user_id(user_id)
+    schedule = {k: v for k, v in {"floor": floor, "error_tolerance_deg": error_tolerance_deg,
+                                  "contribution_target": contribution_target, "raise_step": raise_step,
+                                  "lower_step": lower_step, "max_change_per_session": max_change}.items()
+                if v is not None}
+    a = open_store(store, key_file).set_assistance(user_id, level=level, schedule=schedule)
+    sched = ", ".join(f"{k} {v:g}" for k, v in a.schedule.to_dict().items())
+    typer.echo(f"user {user_id}: assistance level {a.level:.2f}; schedule: {sched}")
+
+
+@user_app.command("adapt")
+def adapt(
+    user_id: str = typer.Argument(..., metavar="ID"),
+    session: int = typer.Option(..., "--session", min=1, help="The recorded session to judge."),
+    contribution: float = typer.Option(None, "--contribution", min=0.0, max=1.0,
+                                       help="The user's own contribution measured in the session (normalised "
+                                            "agonist EMG, fraction of the maximal contraction); without it the "
+                                            "final error alone decides a fall."),
+    as_json: bool = typer.Option(False, "--json", help="The decision as JSON."),
+    store: Path = typer.Option(None, "--store", help=_STORE_HELP),
+    key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
+) -> None:
+    """Apply the assist-as-needed rule to a recorded session: the level of the next session.
+
+    The session's bag is analysed in a private temporary folder (exo analyze): its mean final error over
+    the scored trials, and the control steps on which the safety monitor took over from the controller.
+    """
+    from exo.users import validate_user_id
+    from exo.users.assistance import SessionOutcome
+
+    validate_user_id(user_id)
+    opened = open_store(store, key_file)
+    found = session_outcome(opened, user_id, session, contribution)
+    outcome = SessionOutcome(**found)
+    before = opened.profile(user_id).assistance.level
+    decision = opened.record_assistance(user_id, session, outcome)
+    opened.put_json(user_id, session, "assistance", {"level_before": before, "level_after": decision.level,
+                                                     "decision": decision.decision, **found})
+    if as_json:
+        typer.echo(json.dumps({"user": user_id, "session": session, "level_before": before,
+                               "level_after": decision.level, "decision": decision.decision,
+                               "reason": decision.reason, "outcome": found}, indent=2))
+        return
+    typer.echo(f"user {user_id}, session {session}: assistance {before:.2f} -> {decision.level:.2f} "
+               f"({decision.decision}): {decision.reason}")
+
+
+def session_outcome(opened, user_id: str, session: int, contribution: float | None) -> dict[str, Any]:
+    """``{final_error_deg, contribution, interventions, trials}`` of a stored session, from its bag.
+
+    Raises:
+        exo.users.StoreError: the session has no bag, or no trial of it could be scored.
+    """
+    import math
+
+    from exo.bags.analysis import analyze_session
+    from exo.bags.reader import open_session
+    from exo.safety.monitor import SOURCE_ESTOP, SOURCE_SAFE_STOP
+    from exo.users import StoreError
+
+    if opened.session(user_id, session).files == 0:
+        raise StoreError(f"session {session} of user {user_id!r} holds no bag to judge")
+    with opened.open_session(user_id, session) as bag:
+        analysis = analyze_session(open_session(bag))
+    errors = [t.metrics.final_error_deg for t in analysis.trials
+              if t.metrics is not None and math.isfinite(t.metrics.final_error_deg)]
+    if not errors:
+        raise StoreError(f"session {session} of user {user_id!r}: no trial could be scored "
+                         f"({'; '.join(analysis.problems) or 'no knee-extension trial in the bag'})")
+    interventions = sum(n for src, n in analysis.command_sources.items()
+                        if src.startswith("fallback_") or src in (SOURCE_SAFE_STOP, SOURCE_ESTOP))
+    return {"final_error_deg": float(sum(errors) / len(errors)), "contribution": contribution,
+            "interventions": int(interventions), "trials": len(errors)}
 
 
 @user_app.command("delete")

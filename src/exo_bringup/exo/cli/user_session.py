@@ -44,7 +44,7 @@ def recording_for(console, command: str, user: str, kind: str, store: Path | Non
 
     try:
         opened = UserStore.open(store, key_file=key_file, interactive=True)
-        opened.profile(user)
+        profile = opened.profile(user)
     except StoreError as exc:
         console.print(f"[red]{command}: {escape(str(exc))}[/]")
         raise typer.Exit(2) from None
@@ -52,7 +52,12 @@ def recording_for(console, command: str, user: str, kind: str, store: Path | Non
     os.environ[ENV_STORE] = str(opened.root)
     if key_file is not None:
         os.environ[ENV_KEY_FILE] = str(Path(key_file).expanduser().resolve())
-    with opened.recording(user, kind, dict(metadata)) as staging:
+    metadata = dict(metadata)
+    if metadata.get("controller") not in (None, "assessment"):  # what the session ran at (exo progress)
+        metadata["assistance"] = profile.assistance.level
+        if metadata.get("controller") == "user":
+            metadata["controller_version"] = profile.deployed.id if profile.deployed is not None else "generic"
+    with opened.recording(user, kind, metadata) as staging:
         recording = UserRecording(staging)
         yield recording
     session = opened.sessions(user)[-1]

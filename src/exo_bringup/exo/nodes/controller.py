@@ -51,6 +51,8 @@ PARAMS = [
           "'latest': use the latest of each (hardware).", choices=("exact", "latest")),
     Param("sync_timeout_s", 0.005, "Wall seconds to wait for the other streams of a step, s.", 0.0, 1.0),
     Param("use_intent", False, "Fill the observation's intent slot from the intent topic."),
+    Param("assistance", 1.0, "Assist-as-needed level: the controller's torque is multiplied by it before it is "
+          "requested (1 = full help; set from the user's profile by user:=ID).", 0.0, 1.0),
     trust.secret_param("request_key_file"),
 ]
 
@@ -123,7 +125,8 @@ class ControllerNode(Node):
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         policy = getattr(self.controller, "policy_path", None)  # learned controllers: the file actually loaded
         self.get_logger().info(f"controller={name} {kwargs} target={self.p['target_knee_angle_rad']:.3f} rad"
-                               + (f" policy={policy}" if policy is not None else ""))
+                               + (f" policy={policy}" if policy is not None else "")
+                               + (f" assistance={self.p['assistance']:.2f}" if self.p["assistance"] < 1.0 else ""))
 
     # --- inputs ------------------------------------------------------------------
     def _store(self, key: str, sync: bool = True):
@@ -181,7 +184,7 @@ class ControllerNode(Node):
             self.get_logger().warning(f"non-finite observation at t={m.time_s:.3f} s: request withheld "
                                    f"({self.rejected_observations} so far)", throttle_duration_sec=1.0)
             return
-        torque = float(self.controller.act(self.obs))
+        torque = float(self.controller.act(self.obs)) * self.p["assistance"]
         if math.isfinite(torque):
             self.last_action = max(-1.0, min(1.0, torque / 100.0))
         # a non-finite torque is still published: the safety monitor rejects and counts it

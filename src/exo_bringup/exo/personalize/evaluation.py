@@ -136,7 +136,10 @@ class UserTrialResult:
         limited_steps: steps on which a hard limit altered the controller's request (LIMITING).
         steps: control steps of the trial.
         peak_motor_torque_nm: largest |torque| the exo motor applied, N m (what the monitor let through).
-        peak_request_nm: largest |torque| the controller requested, N m.
+        peak_request_nm: largest |torque| the controller requested, N m (before the assistance scaling).
+        mean_voluntary_extensor: mean voluntary knee-extensor drive the user put in over the trial (-, 0-1;
+            the normalised agonist EMG a session measures as the user's own contribution); 0 without a
+            voluntary user.
     """
 
     metrics: TrialMetrics
@@ -145,6 +148,12 @@ class UserTrialResult:
     steps: int
     peak_motor_torque_nm: float = 0.0
     peak_request_nm: float = 0.0
+    mean_voluntary_extensor: float = 0.0
+
+
+#: A simulated user's voluntary drive: ``(time since the trial started s, knee angle rad) -> (flexor, extensor)``
+#: drive (-, 0-1), applied for the next control step.
+VoluntaryDrive = Callable[[float, float], tuple[float, float]]
 
 
 def _env(twin: str, level: int) -> Any:
@@ -155,11 +164,16 @@ def _env(twin: str, level: int) -> Any:
 
 
 def run_user_trial(choice: ControllerChoice, subject: SpasticityLevel, limits: SafetyLimits, twin: str = "full",
-                   seed: int = 0) -> UserTrialResult:
+                   seed: int = 0, *, assistance: float = 1.0,
+                   voluntary: VoluntaryDrive | None = None) -> UserTrialResult:
     """One trial of ``choice`` on ``subject`` through a safety monitor with ``limits`` (module docstring).
 
     ``seed`` seeds the env's start-angle perturbation; the subject is ``subject`` itself.
+    ``assistance`` (-, 0-1) scales the controller's request before the monitor, as the controller node's
+    ``assistance`` parameter does (assist-as-needed); ``voluntary`` adds a simulated user's own drive.
     """
+    if not 0.0 <= assistance <= 1.0:
+        raise ValueError(f"assistance must be within 0..1, got {assistance}")
     env = _env(twin, subject.level)
     controller = choice.factory()()
     controller.reset()
@@ -168,7 +182,8 @@ def run_user_trial(choice: ControllerChoice, subject: SpasticityLevel, limits: S
     scale = float(env.twin.max_exo_torque_nm)
     rows: list[tuple[float, float, float, float, float]] = []
     interventions = limited = steps = 0
-    peak_request = 0.0
+    peak_request = extensor_sum = 0.0
+    t0 = float(info["measurements"].time_s)
     while True:
         m = info["measurements"]
         t = float(m.time_s)
@@ -177,8 +192,12 @@ def run_user_trial(choice: ControllerChoice, subject: SpasticityLevel, limits: S
         monitor.on_measurements(m)
         request = float(controller.act(obs))
         peak_request = max(peak_request, abs(request)) if math.isfinite(request) else peak_request
-        monitor.on_request(t, request, choice.name)
+        monitor.on_request(t, assistance * request, choice.name)
         decision = monitor.update(t)
+        if voluntary is not None:
+            flexor, extensor = voluntary(t - t0, float(info["human_knee_angle_rad"]))
+            env.twin.set_voluntary_drive(flexor, extensor)
+            extensor_sum += extensor
         if decision.state >= SafetyState.FALLBACK:
             interventions += 1
         elif decision.state == SafetyState.LIMITING:
@@ -187,13 +206,16 @@ def run_user_trial(choice: ControllerChoice, subject: SpasticityLevel, limits: S
         steps += 1
         if terminated or truncated:
             break
+    if voluntary is not None:
+        env.twin.set_voluntary_drive(0.0, 0.0)  # the env is shared (cached): leave it relaxed
     m = info["measurements"]
     rows.append((float(m.time_s), float(info["human_knee_angle_rad"]), float(info["target_knee_angle_rad"]),
                  float(info["interaction_torque_nm"]), float(info["exo_torque_nm"])))
     a = np.array(rows)
     metrics = compute_trial_metrics(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4])
     return UserTrialResult(metrics=metrics, intervention_steps=interventions, limited_steps=limited, steps=steps,
-                           peak_motor_torque_nm=float(np.max(np.abs(a[:, 4]))), peak_request_nm=peak_request)
+                           peak_motor_torque_nm=float(np.max(np.abs(a[:, 4]))), peak_request_nm=peak_request,
+                           mean_voluntary_extensor=extensor_sum / max(steps, 1))
 
 
 #: The metrics a :class:`UserScore` reports (means over the subjects), with their units.

@@ -19,6 +19,7 @@ Typical use::
 
 from __future__ import annotations
 
+from exo.users.assistance import Assistance, AssistanceSchedule, SessionOutcome, next_assistance
 from exo.users.caps import SAFETY_PARAMETERS, caps_for
 from exo.users.crypto import ScryptParams, create_key_file, load_key_file
 from exo.users.errors import (
@@ -52,6 +53,8 @@ __all__ = [
     "ENV_STORE",
     "MAS_LEVELS",
     "SAFETY_PARAMETERS",
+    "Assistance",
+    "AssistanceSchedule",
     "Caps",
     "ControllerVersion",
     "CredentialError",
@@ -60,6 +63,7 @@ __all__ = [
     "ProfileError",
     "ScryptParams",
     "SessionInfo",
+    "SessionOutcome",
     "StoreError",
     "UnknownUserError",
     "UserStore",
@@ -69,5 +73,6 @@ __all__ = [
     "default_key_file",
     "default_store",
     "load_key_file",
+    "next_assistance",
     "validate_user_id",
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
+from exo.users.assistance import Assistance
 from exo.users.errors import ProfileError
 
 #: Pseudonym of a user: 3-32 of lowercase letters, digits and '-'.
@@ -369,6 +370,8 @@ class Profile:
         identified_twin: the twin identified for this user (None until the identification step ran).
         controllers: controller versions, oldest first.
         sessions: the session index, by number.
+        assistance: the assist-as-needed level, the therapist's schedule and its history
+            (:mod:`exo.users.assistance`).
     """
 
     user_id: str
@@ -378,6 +381,7 @@ class Profile:
     identified_twin: dict[str, Any] | None = None
     controllers: tuple[ControllerVersion, ...] = ()
     sessions: tuple[SessionInfo, ...] = ()
+    assistance: Assistance = field(default_factory=Assistance)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], origin: str = "profile") -> Profile:
@@ -394,6 +398,7 @@ class Profile:
                 identified_twin=None if twin is None else validate_identified_twin(twin),
                 controllers=tuple(ControllerVersion.from_dict(c) for c in data.get("controllers", ())),
                 sessions=tuple(SessionInfo.from_dict(s) for s in data.get("sessions", ())),
+                assistance=Assistance.from_dict(data.get("assistance")),
             )
         except (KeyError, TypeError, AttributeError, ProfileError) as exc:
             why = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -404,7 +409,7 @@ class Profile:
                 "mas_level": self.mas_level, "caps": self.caps.to_dict(),
                 "identified_twin": None if self.identified_twin is None else dict(self.identified_twin),
                 "controllers": [c.to_dict() for c in self.controllers],
-                "sessions": [s.to_dict() for s in self.sessions]}
+                "sessions": [s.to_dict() for s in self.sessions], "assistance": self.assistance.to_dict()}
 
     def session(self, number: int) -> SessionInfo | None:
         """The session ``number``, or None."""

@@ -37,6 +37,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from exo.users.assistance import (
+    Assistance,
+    AssistanceDecision,
+    AssistanceSchedule,
+    AssistanceStep,
+    SessionOutcome,
+    next_assistance,
+)
 from exo.users.crypto import (
     ScryptParams,
     StoreKey,
@@ -562,6 +570,52 @@ class UserStore:
                 for c in profile.controllers)
             self._save_profile(_replace(profile, controllers=versions))
             return next(c for c in versions if c.id == controller_id)
+
+    def set_assistance(self, user_id: str, *, level: float | None = None,
+                       schedule: Mapping[str, Any] | None = None) -> Assistance:
+        """The therapist sets ``user_id``'s assistance level and/or schedule parameters (the others kept).
+
+        A new floor above the current level lifts the level to it. The change is recorded in the history
+        as a "set" step.
+
+        Raises:
+            ProfileError: a value out of its range (named).
+        """
+        with self._lock():
+            profile = self.profile(user_id)
+            current = profile.assistance
+            merged = AssistanceSchedule.from_dict({**current.schedule.to_dict(), **dict(schedule or {})})
+            new_level = current.level if level is None else float(level)
+            if level is None:
+                new_level = max(new_level, merged.floor)
+            assistance = Assistance(level=new_level, schedule=merged, history=current.history)
+            step = AssistanceStep(session=None, date=today(), level_before=current.level,
+                                  level_after=assistance.level, decision="set")
+            assistance = assistance.recorded(step)
+            self._save_profile(_replace(profile, assistance=assistance))
+        return assistance
+
+    def record_assistance(self, user_id: str, session: int, outcome: SessionOutcome) -> AssistanceDecision:
+        """Apply the assist-as-needed rule (:func:`~exo.users.assistance.next_assistance`) to ``user_id``'s
+        session ``session`` with ``outcome``; store the new level and the history entry; the decision.
+
+        Raises:
+            StoreError: no such session, or the session was judged already.
+        """
+        with self._lock():
+            profile = self.profile(user_id)
+            if profile.session(session) is None:
+                raise StoreError(f"user {user_id!r} has no session {session}")
+            if any(h.session == session for h in profile.assistance.history):
+                raise StoreError(f"session {session} of user {user_id!r} already adjusted the assistance level")
+            current = profile.assistance
+            decision = next_assistance(current.level, outcome, current.schedule)
+            step = AssistanceStep(session=session, date=today(), level_before=current.level,
+                                  level_after=decision.level, decision=decision.decision,
+                                  final_error_deg=outcome.final_error_deg, contribution=outcome.contribution,
+                                  interventions=outcome.interventions)
+            self._save_profile(_replace(profile, assistance=current.recorded(step)))
+        return decision
 
     def controllers(self, user_id: str) -> list[ControllerVersion]:
         """``user_id``'s controller versions, oldest first."""

@@ -41,6 +41,8 @@ class Watch:
         self.requests = probe.subscribe(contract.TORQUE_REQUEST)
         self.status = probe.subscribe(contract.SAFETY_STATUS)
         self.truth = probe.subscribe(contract.SIM_TRUTH)
+        self.thigh = probe.subscribe(contract.INTERACTION_THIGH)
+        self.shank = probe.subscribe(contract.INTERACTION_SHANK)
 
     def sim_time(self) -> float:
         return from_time_msg(self.joint[-1].header.stamp) if self.joint else -1.0
@@ -103,6 +105,13 @@ def test_pid_lockstep_trial_at_level_1_reaches_the_target_within_the_limits(proc
     t, _, _ = watch.command_series()
     steps = np.round(np.diff(t) / PERIOD).astype(int)
     assert set(steps.tolist()) <= {1}, f"lockstep skipped or repeated steps: {sorted(set(steps.tolist()))}"
+    # the two straps are two measurements: the thigh's is the twin's own, not a copy of the shank's
+    shank = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec: m.wrench.torque.y for m in watch.shank}
+    pairs = np.array([(m.wrench.torque.y, shank[k]) for m in watch.thigh
+                      if (k := m.header.stamp.sec * 10**9 + m.header.stamp.nanosec) in shank])
+    assert len(pairs) > 300 and np.all(np.isfinite(pairs))
+    assert np.max(np.abs(pairs[:, 0] - pairs[:, 1])) > 1.0
+    assert np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1] > 0.8  # the same load path, same sign
 
 
 def test_killing_the_controller_hands_over_to_the_fallback_within_two_periods(processes, probe):

@@ -107,6 +107,20 @@ def test_interaction_torque_sign_and_measurement_conventions(twins: dict[str, Kn
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_the_thigh_strap_torque_is_measured_not_copied_from_the_shank(twins: dict[str, KneeTwin], kind: str) -> None:
+    """The thigh strap takes the motor's reaction: at rest it equals the shank strap's torque (same sign,
+    flexing = +); while the knee accelerates or the exo hits a stop they differ (links, straps, stops)."""
+    states = run(twins[kind], 1, [20.0] * 40 + [-30.0] * 40 + [50.0] * 40, start=0.8)
+    thigh = np.array([s.measurements.thigh_interaction_torque_nm for s in states])
+    shank = np.array([s.measurements.interaction_torque_nm for s in states])
+    assert np.all(np.isfinite(thigh))
+    for end, motor in ((39, 20.0), (79, -30.0)):  # settled holds: both carry about the motor's torque
+        assert thigh[end] == pytest.approx(motor, abs=3.0)
+        assert thigh[end] == pytest.approx(shank[end], abs=5.0)
+    assert np.max(np.abs(thigh - shank)) > 2.0  # not the same signal
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_same_seed_same_subject_and_trajectory(twins: dict[str, KneeTwin], kind: str) -> None:
     noisy = make_twin(kind)  # subject noise on
     torques = np.linspace(-60, 20, 20)

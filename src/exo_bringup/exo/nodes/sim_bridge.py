@@ -248,7 +248,7 @@ class SimBridge(Node):
         self.pub_clock.publish(clock)
         self.pub_imu_thigh.publish(convert.imu_msg(t, "thigh_imu", m.thigh_pitch_rad, m.thigh_angular_velocity_rad_s))
         self.pub_imu_shank.publish(convert.imu_msg(t, "shank_imu", m.shank_pitch_rad, m.shank_angular_velocity_rad_s))
-        self.pub_int_thigh.publish(convert.wrench_msg(t, "thigh_strap", m.interaction_torque_nm))
+        self.pub_int_thigh.publish(convert.wrench_msg(t, "thigh_strap", m.thigh_interaction_torque_nm))
         self.pub_int_shank.publish(convert.wrench_msg(t, "shank_strap", m.interaction_torque_nm))
         if self.pub_truth is not None:
             truth = KneeTruth(header=convert.header(t, "world"))

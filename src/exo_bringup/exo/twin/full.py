@@ -34,9 +34,16 @@ the generalised force that the shank connect constraint applies to the human kne
 reduced to the knee's single degree of freedom by virtual work over the coupled
 joints: ``tau = sum_j w_j * (J_c^T f_c)_j`` over the tibia joints, with
 ``w_j = d q_j / d knee_angle`` from the coupling polynomials (w = 1 for the knee
-itself) and ``J_c^T f_c`` the constraint rows of ``efc_J``/``efc_force``. The
-thigh strap acts on the fixed femur and adds no knee torque. Sampled after the
-last physics step of the control step.
+itself) and ``J_c^T f_c`` the constraint rows of ``efc_J``/``efc_force``. Sampled
+after the last physics step of the control step.
+
+Thigh strap torque (``Measurements.thigh_interaction_torque_nm``, + = flexing the knee):
+the wrench the femur exchanges with ``exo_upper`` through the strap joints (MuJoCo's
+``cfrc_int`` of ``exo_upper`` after ``mj_rnePostConstraint``: everything the thigh
+carries of the exo, i.e. the motor's reaction, the strap springs and end stops, and the
+exo links' weight and inertia), as a torque about the exo knee axis. At rest it equals
+the shank strap's torque; the thigh strap adds no torque to the knee joint itself
+(the femur is fixed).
 
 Measurements are exo-side only: exo encoder (``exo_flexion``), the motor's applied
 torque, and IMU-like sagittal pitch / pitch rate of ``exo_upper`` (thigh IMU) and
@@ -387,6 +394,8 @@ class MyoLegKneeTwin(MuJoCoTwinStepping):
         self._lateral_dof = int(m.jnt_dofadr[m.joint(CUFF_LATERAL_JOINT).id])
         self._motor = m.actuator(EXO_MOTOR).id
         self._upper = m.body("exo_upper").id
+        self._upper_root = int(m.body_rootid[self._upper])
+        self._exo_joint = m.joint(EXO_KNEE_JOINT).id
         self._lower = m.body("exo_lower").id
         self._connect = m.equality(CONNECT).id
         self._cuff_site = m.site("exo_cuff_site").id
@@ -472,6 +481,15 @@ class MyoLegKneeTwin(MuJoCoTwinStepping):
         qfrc = jac.T @ d.efc_force[rows]
         return self.coupling.effective_torque(qfrc, float(d.qpos[self.coupling.knee_qpos]), tibia_only=True)
 
+    def thigh_interaction_torque_nm(self) -> float:
+        """Torque the thigh strap transmits to the thigh about the exo knee axis, N m (+ = flexing), module doc."""
+        m, d = self.model, self.data
+        mujoco.mj_rnePostConstraint(m, d)
+        wrench = d.cfrc_int[self._upper]  # [torque, force] from the femur onto exo_upper, at the root's subtree com
+        centre = d.subtree_com[self._upper_root]
+        torque = wrench[:3] + np.cross(centre - d.xanchor[self._exo_joint], wrench[3:])
+        return -float(torque @ d.xaxis[self._exo_joint])  # its reaction on the thigh, flexing = +
+
     def muscle_knee_torque_nm(self) -> float:
         """Net muscle torque about the human knee (virtual work over the couplings), N m (+ = flexing)."""
         return self.coupling.effective_torque(self._qfrc_actuator, float(self._qpos[self.coupling.knee_qpos]))
@@ -489,6 +507,7 @@ class MyoLegKneeTwin(MuJoCoTwinStepping):
             thigh_angular_velocity_rad_s=-float(cvel[up, 1]),
             shank_angular_velocity_rad_s=-float(cvel[lo, 1]),
             interaction_torque_nm=self.interaction_torque_nm(),
+            thigh_interaction_torque_nm=self.thigh_interaction_torque_nm(),
         )
         return TwinState(
             measurements=meas,

@@ -18,6 +18,7 @@ estimate; :class:`TwinState` adds ground truth that only the simulation knows
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,9 +41,15 @@ class Measurements:
         shank_pitch_rad: shank IMU sagittal pitch, rad.
         thigh_angular_velocity_rad_s: thigh IMU gyro about the knee axis, rad/s.
         shank_angular_velocity_rad_s: shank IMU gyro about the knee axis, rad/s.
-        interaction_torque_nm: estimated torque transmitted by the straps to the
-            human knee, N m (+ = flexing the human knee); from strap load cells
-            on hardware.
+        interaction_torque_nm: torque the shank strap transmits to the human
+            knee, N m (+ = flexing the human knee); from the shank strap's load
+            cell on hardware.
+        thigh_interaction_torque_nm: torque the thigh strap transmits to the thigh
+            about the exo knee axis, N m, signed so that + flexes the knee (the
+            exo frame carries the motor's reaction to the thigh: at rest it equals
+            the shank strap's torque; it differs by the exo links' weight and
+            inertia, the strap compliance and end-stop loads). NaN when not
+            measured.
     """
 
     time_s: float
@@ -54,6 +61,7 @@ class Measurements:
     thigh_angular_velocity_rad_s: float
     shank_angular_velocity_rad_s: float
     interaction_torque_nm: float
+    thigh_interaction_torque_nm: float = math.nan
 
 
 @dataclass(frozen=True)

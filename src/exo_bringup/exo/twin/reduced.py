@@ -23,7 +23,9 @@ interface, same :class:`~exo.twin.reflex.SpasticReflex` as the full twin):
   ``strap_lever_m * strap`` (the equivalent strap travel, m).
 
 Interaction torque = the tendon's spring + damper + limit force on the human knee
-(+ = flexing). Thigh IMU: the thigh is fixed (pitch 0, rate 0); shank IMU: on the
+(+ = flexing). Thigh strap torque: the thigh carries the exo frame rigidly, so it takes the
+reaction of everything acting across the exo knee joint (motor, joint damping, end stops),
+as a torque that flexes the knee (+); at rest it equals the shank strap's torque. Thigh IMU: the thigh is fixed (pitch 0, rate 0); shank IMU: on the
 exo lower link (pitch = -exo knee angle).
 """
 
@@ -152,6 +154,9 @@ class ReducedKneeTwin(MuJoCoTwinStepping):
         self._strap_b = float(m.tendon_damping[self._strap])
         self._lever = cfg.reduced.strap_lever_m
         self._limit_tendon = int(mujoco.mjtConstraint.mjCNSTR_LIMIT_TENDON)
+        self._limit_joint = int(mujoco.mjtConstraint.mjCNSTR_LIMIT_JOINT)
+        self._exo_joint = m.joint("exo_flexion").id
+        self._exo_damping = float(m.dof_damping[self._exo_v])
         adr = m.actuator_actadr[[self._flexor, self._extensor]]
         if not (adr[1] == adr[0] + 1):
             raise RuntimeError("reduced twin: muscle activations are expected to be contiguous")
@@ -209,6 +214,19 @@ class ReducedKneeTwin(MuJoCoTwinStepping):
                 tau += float(d.efc_J[row * nv + self._knee_v] * d.efc_force[row])
         return tau
 
+    def thigh_interaction_torque_nm(self) -> float:
+        """Torque the thigh strap transmits to the thigh, N m (+ = flexing the knee), see module doc: motor +
+        damping + end-stop force across the exo knee joint (the exo's upper frame is massless and rigid here)."""
+        m, d = self.model, self.data
+        v = self._exo_v
+        tau = float(self._qfrc_actuator[v]) - self._exo_damping * float(self._qvel[v])
+        n = d.nefc
+        if n:
+            rows = np.flatnonzero((d.efc_type[:n] == self._limit_joint) & (d.efc_id[:n] == self._exo_joint))
+            for row in rows:
+                tau += float(d.efc_J[row * m.nv + v] * d.efc_force[row])
+        return tau
+
     def _make_state(self) -> TwinState:
         qpos, qvel = self._qpos, self._qvel
         exo_q = float(qpos[self._exo_q])
@@ -223,6 +241,7 @@ class ReducedKneeTwin(MuJoCoTwinStepping):
             thigh_angular_velocity_rad_s=0.0,
             shank_angular_velocity_rad_s=-exo_v,
             interaction_torque_nm=self.interaction_torque_nm(),
+            thigh_interaction_torque_nm=self.thigh_interaction_torque_nm(),
         )
         return TwinState(
             measurements=meas,

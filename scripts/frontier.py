@@ -558,8 +558,8 @@ def plot(doc: dict[str, Any], out_dir: Path) -> list[Path]:
                     continue
                 lo_x, hi_x = e[f"{x}_ci"]
                 lo_y, hi_y = e["final_error_deg_ci"]
-                ax.errorbar(m[x], m["final_error_deg"], xerr=[[m[x] - lo_x], [hi_x - m[x]]],
-                            yerr=[[m["final_error_deg"] - lo_y], [hi_y - m["final_error_deg"]]], fmt="D", ms=7,
+                ax.errorbar(m[x], m["final_error_deg"], xerr=[[max(0.0, m[x] - lo_x)], [max(0.0, hi_x - m[x])]],
+                            yerr=[[max(0.0, m["final_error_deg"] - lo_y)], [max(0.0, hi_y - m["final_error_deg"])]], fmt="D", ms=7,
                             capsize=3, label=f"{n} ({'inside' if e['verdict']['inside'] else 'not inside'})", zorder=4)
             ax.set_xlabel("mean peak interaction torque (N m)" if tag == "peak" else
                           "mean RMS interaction torque until settling (N m)")

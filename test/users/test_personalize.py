@@ -19,7 +19,8 @@ from exo.twin.reflex import NOISY_PARAMETERS
 from exo.users import Caps, StoreError, UserStore
 
 CAP_NM = 60.0
-SMALL = PersonalizeConfig(twin="reduced", search_subjects=2, popsize=4, sigma0=0.2, gate=GateConfig(subjects=3))
+SMALL = PersonalizeConfig(twin="reduced", search_subjects=2, popsize=4, sigma0=0.2, gate=GateConfig(subjects=3),
+                          learned_policy=False)
 #: The same with a gate that lets 3 deg more final error pass (a search of 8 candidates per baseline
 #: does not always find a better final error at a 60 N m cap; peak and RMS it does)
 LENIENT = dataclasses.replace(SMALL, gate=GateConfig(subjects=3, final_error_tolerance_deg=3.0))
@@ -167,7 +168,7 @@ def test_settings_file_errors_name_the_key(tmp_path):
 # -- the commands ---------------------------------------------------------------------------------------------------
 def test_exo_personalize_and_rollback_from_the_command_line(store, user, exo_in_process, tmp_path):
     settings = tmp_path / "personalize.yaml"
-    settings.write_text("personalize:\n  twin: reduced\n  search_subjects: 2\n  popsize: 4\n"
+    settings.write_text("personalize:\n  twin: reduced\n  search_subjects: 2\n  popsize: 4\n  learned_policy: false\n"
                         "  gate:\n    subjects: 3\n    final_error_tolerance_deg: 3.0\n")
     run = exo_in_process("personalize", "--user", user, "--config", str(settings), "--max-evaluations", "4",
                          "--workers", "1")
@@ -200,7 +201,7 @@ def test_exo_personalize_and_rollback_from_the_command_line(store, user, exo_in_
 ])
 def test_exo_personalize_bad_input_is_one_line_and_exit_2(store, user, exo_in_process, args, message):
     store.create_user("p-new")
-    run = exo_in_process("personalize", *args, "--max-evaluations", "2")
+    run = exo_in_process("personalize", *args, "--max-evaluations", "2", "--budget-min", "0.05")
     assert run.code == 2, run
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("exo personalize: error: ") and message in lines[0], lines

@@ -345,7 +345,8 @@ def user_controller(user: str) -> tuple[str, dict[str, object], str]:
     """The controller ``user`` runs (``controller:=user``): its registry name, parameters and version id.
 
     The deployed version of the user's profile (``exo personalize``, ``exo user rollback``), with its
-    parameters exactly as stored; before the first one, the generic PID of ``config/controllers.yaml``
+    parameters exactly as stored (a personalised policy is decrypted from the store into a private
+    temporary folder that is removed when this process exits); before the first one, the generic PID of ``config/controllers.yaml``
     capped at the user's torque cap (version "generic").
 
     Raises:
@@ -360,9 +361,14 @@ def user_controller(user: str) -> tuple[str, dict[str, object], str]:
         from exo.safety import SafetyLimits
         from exo.users import UserStore
 
-        version = UserStore.open(None).profile(user).deployed
+        store = UserStore.open(None)
+        version = store.profile(user).deployed
         if version is not None and version.controller:
-            _USER_CONTROLLERS[key] = (version.controller, dict(version.params), version.id)
+            from exo.personalize.run import version_choice
+
+            # a learned policy kept in the store is decrypted into a private folder for this run only
+            choice = version_choice(store, user, version)
+            _USER_CONTROLLERS[key] = (choice.name, dict(choice.params), version.id)
         else:
             limits = SafetyLimits.from_yaml(config_file("safety.yaml"))
             cap = float(_user_caps(user).get("user_torque_cap_nm", limits.user_torque_cap_nm))

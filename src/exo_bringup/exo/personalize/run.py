@@ -9,7 +9,11 @@
    subjects, relative to the deployed version's score on them, within the wall-time budget;
    every generation is checkpointed (encrypted) as the ``search`` artefact of a ``personalization``
    session of the user, so a run cut off is resumed by the next ``exo personalize`` of that user;
-3. the acceptance gate (:mod:`exo.personalize.gate`) on held-out subjects; the best candidate is
+3. the personalised policy (``learned_policy: true``): the deployed learned policy, or the best committed
+   generic one, fine-tuned on the user's twin inside a trust region (:mod:`exo.personalize.policy`), with
+   ``policy_budget_share`` of the budget; its weights are kept encrypted as the session's ``policy``
+   artefact, and it competes with the baselines' best on the same cost;
+4. the acceptance gate (:mod:`exo.personalize.gate`) on held-out subjects; the best candidate is
    stored as a new controller version with its lineage (parent = the deployed version, source
    session = the assessment the twin came from), the gate's numbers and reason, as ``deployed`` if it
    passed (the previous one becomes ``retired``) or ``rejected``.
@@ -29,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 from exo.params import ConfigError
 from exo.personalize.evaluation import ControllerChoice, UserTwin, evaluate_on_user
 from exo.personalize.gate import GateConfig, GateVerdict, judge
-from exo.personalize.search import SPACES, SearchState, new_state, space_for, tune
+from exo.personalize.policy import PolicyTuneConfig
+from exo.personalize.search import SPACES, SearchState, cost, new_state, space_for, tune
 
 if TYPE_CHECKING:
     from exo.users import ControllerVersion, UserStore
@@ -50,6 +55,9 @@ class PersonalizeConfig:
     popsize: int = 8
     sigma0: float = 0.2
     gate: GateConfig = field(default_factory=GateConfig)
+    learned_policy: bool = True
+    policy_budget_share: float = 0.5
+    policy: PolicyTuneConfig = field(default_factory=PolicyTuneConfig)
 
     def __post_init__(self) -> None:
         from exo.twin import KINDS
@@ -61,6 +69,8 @@ class PersonalizeConfig:
             raise ValueError(f"baselines must be a non-empty list of {', '.join(SPACES)}, got {list(self.baselines)}")
         if not (self.budget_min > 0 and self.search_subjects >= 1 and self.popsize >= 2 and 0 < self.sigma0 <= 1):
             raise ValueError("budget_min > 0, search_subjects >= 1, popsize >= 2 and 0 < sigma0 <= 1 are required")
+        if not 0.0 < self.policy_budget_share < 1.0:
+            raise ValueError(f"policy_budget_share must be within (0, 1), got {self.policy_budget_share}")
 
     @classmethod
     def from_yaml(cls, path: Path | str | None = None) -> PersonalizeConfig:
@@ -85,7 +95,8 @@ class PersonalizeConfig:
                 raise ValueError(f"unknown key(s) gate.{', gate.'.join(unknown)}")
             if "baselines" in values:
                 values["baselines"] = tuple(values["baselines"])
-            return cls(**values, gate=GateConfig(**gate))
+            policy = PolicyTuneConfig.from_mapping(values.pop("policy", None))
+            return cls(**values, gate=GateConfig(**gate), policy=policy)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: personalize: {exc}") from None
 
@@ -125,7 +136,18 @@ def deployed_choice(store: UserStore, user: str, torque_cap_nm: float) -> tuple[
     version = store.profile(user).deployed
     if version is None or not version.controller:
         return generic_choice(torque_cap_nm), None
-    return ControllerChoice(version.controller, dict(version.params)), version.id
+    return version_choice(store, user, version), version.id
+
+
+def version_choice(store: UserStore, user: str, version: ControllerVersion) -> ControllerChoice:
+    """What running ``version`` means: its controller and parameters; a learned policy kept in the store is
+    decrypted into a private temporary folder (:func:`exo.personalize.policy.materialise`)."""
+    from exo.personalize.policy import STORE_PREFIX, materialise
+
+    params = dict(version.params)
+    if version.path.startswith(STORE_PREFIX):
+        params["policy"] = str(materialise(store, user, version.path))
+    return ControllerChoice(version.controller, params)
 
 
 def _start_params(family: str, deployed: ControllerChoice, torque_cap_nm: float) -> dict[str, Any]:
@@ -137,6 +159,28 @@ def _start_params(family: str, deployed: ControllerChoice, torque_cap_nm: float)
     params = load_controller_params(family)
     params["torque_limit_nm"] = min(float(params.get("torque_limit_nm", 100.0)), torque_cap_nm)
     return params
+
+
+def _policy_candidate(store: UserStore, user: str, session: int, user_twin: UserTwin, deployed: ControllerChoice,
+                      config: PersonalizeConfig, budget_s: float,
+                      policy_progress: Callable[[int, int], None] | None) -> tuple[ControllerChoice, dict[str, Any]]:
+    """The personalised policy of this run (tuned now, or the one a cut-off run already stored) and its stats."""
+    from exo.personalize.policy import TunedPolicy, private_folder, start_policy, tune_policy
+
+    if "policy" in store.session(user, session).artefacts:
+        tuned = TunedPolicy.from_json(store.get_json(user, session, "policy"))
+    else:
+        start = start_policy(deployed.params.get("policy", "") if deployed.name == "sac" else "")
+        total = config.policy.transitions
+        tuned = tune_policy(user_twin, start, config.policy, budget_s=budget_s,
+                            on_progress=(lambda n: policy_progress(n, total)) if policy_progress else None)
+        store.put_json(user, session, "policy", tuned.to_json())
+    folder = tuned.write_folder(private_folder() / f"{user}-session-{session}-policy")
+    choice = ControllerChoice("sac", {"policy": str(folder), "torque_limit_nm": float(user_twin.limits.user_torque_cap_nm)})
+    return choice, {"evaluations": 1, "generations": 0, "time_s": tuned.stats.get("seconds", 0.0),
+                    "best_cost": None, "best": {"name": "sac", "params": {"start": tuned.card.get("start_policy", "")}},
+                    "transitions": tuned.stats.get("transitions"), "projections": tuned.stats.get("projections"),
+                    "largest_action_change": tuned.stats.get("largest_action_change")}
 
 
 def _open_run(store: UserStore, user: str, resume: bool, metadata: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -154,7 +198,7 @@ def _open_run(store: UserStore, user: str, resume: bool, metadata: dict[str, Any
 def personalize_user(store: UserStore, user: str, config: PersonalizeConfig | None = None, *,
                      budget_s: float | None = None, max_evaluations: int | None = None, workers: int = 1,
                      resume: bool = True, progress: Callable[[str, SearchState, float], None] | None = None,
-                     ) -> PersonalizeOutcome:
+                     policy_progress: Callable[[int, int], None] | None = None) -> PersonalizeOutcome:
     """Tune, gate and version ``user``'s controller (module docstring).
 
     Args:
@@ -167,6 +211,7 @@ def personalize_user(store: UserStore, user: str, config: PersonalizeConfig | No
         workers: processes evaluating candidates.
         resume: continue the last unfinished run of this user if there is one.
         progress: called as ``progress(family, state, family_budget_s)`` after every generation.
+        policy_progress: called as ``policy_progress(transitions, total)`` while the policy is fine-tuned.
 
     Raises:
         exo.users.StoreError: no such user, no identified twin.
@@ -190,7 +235,8 @@ def personalize_user(store: UserStore, user: str, config: PersonalizeConfig | No
             "states": {f: base64.b64encode(s.dumps()).decode() for f, s in states.items()},
             "reference": _finite(reference)})
 
-    family_budget = budget_s / len(config.baselines)
+    policy_budget = budget_s * config.policy_budget_share if config.learned_policy else 0.0
+    family_budget = (budget_s - policy_budget) / len(config.baselines)
     for family in config.baselines:
         space = space_for(family, cap)
         start = _start_params(family, deployed, cap)
@@ -204,22 +250,37 @@ def personalize_user(store: UserStore, user: str, config: PersonalizeConfig | No
     finished = {f: s for f, s in states.items() if s.best is not None}
     if not finished:
         raise RuntimeError("the search evaluated no candidate (budget too small?)")
-    family, best = min(((f, s.best) for f, s in finished.items()), key=lambda item: item[1][1])
-    candidate = best[0]
+    candidates = [(f, st.best[0], st.best[1]) for f, st in finished.items()]
+    policy_stats: dict[str, Any] | None = None
+    if config.learned_policy:
+        choice, policy_stats = _policy_candidate(store, user, session, user_twin, deployed, config, policy_budget,
+                                                 policy_progress)
+        policy_cost = cost(evaluate_on_user(choice, user_twin, search_subjects, config.search_seed).means, reference)
+        policy_stats["best_cost"] = policy_cost
+        candidates.append(("policy", choice, policy_cost))
+    family, candidate, best_cost = min(candidates, key=lambda item: item[2])
     gate_subjects = user_twin.subjects(config.gate.subjects, config.gate.seed)
     verdict = judge(evaluate_on_user(candidate, user_twin, gate_subjects, config.gate.seed),
                     evaluate_on_user(deployed, user_twin, gate_subjects, config.gate.seed), config.gate)
-    metrics = {**_finite(verdict.metrics()), "search_cost": best[1],
+    metrics = {**_finite(verdict.metrics()), "search_cost": best_cost,
                "search_evaluations": sum(s.evaluations for s in states.values()),
                "search_time_s": round(sum(s.elapsed_s for s in states.values()), 1),
                "gate_subjects": config.gate.subjects}
-    version = store.add_controller(user, controller=candidate.name, params=dict(candidate.params),
+    params, path = dict(candidate.params), ""
+    if family == "policy":  # the weights stay in the store; the version points to them
+        from exo.personalize.policy import store_reference
+
+        params.pop("policy")
+        path = store_reference(session, "policy")
+    version = store.add_controller(user, path, controller=candidate.name, params=params,
                                    parent=deployed_id, source_session=twin_session,
                                    status="deployed" if verdict.passed else "rejected",
                                    metrics=metrics, reason=verdict.reason)
     searches = {f: {"evaluations": s.evaluations, "generations": s.generations, "time_s": round(s.elapsed_s, 1),
                     "best_cost": s.best[1] if s.best else None,
                     "best": s.best[0].to_dict() if s.best else None} for f, s in states.items()}
+    if policy_stats is not None:
+        searches["policy"] = policy_stats
     outcome = PersonalizeOutcome(version=version, verdict=verdict, deployed_before=deployed, searches=searches,
                                  session=session)
     store.put_json(user, session, "outcome", outcome.to_dict())

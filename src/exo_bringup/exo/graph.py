@@ -328,17 +328,14 @@ def overrides_file(spec: NodeSpec, args: dict[str, object], overrides: dict[str,
     file (``config/controllers.yaml``) beats them, whatever the order on the command line. A fully qualified
     entry of the last file wins over all of them.
     """
-    import os
-
     import yaml
+
+    from exo.paths import write_private_file
 
     namespace = str(args["namespace"]).rstrip("/")
     path = Path(folder) / f"{spec.name}.overrides.yaml"
     text = yaml.safe_dump({f"{namespace}/{spec.name}": {"ros__parameters": dict(overrides)}}, sort_keys=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return path
+    return write_private_file(path, text)
 
 
 def user_controller(user: str) -> tuple[str, dict[str, object], str]:

@@ -53,3 +53,12 @@ def config_file(name: str) -> Path:
 def models_dir() -> Path:
     """Folder of committed trained models (policies, intent models) with their cards."""
     return share_dir() / "models"
+
+
+def write_private_file(path: Path | str, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` as a file only its owner can read (created 0600; truncated if it exists)."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    return path

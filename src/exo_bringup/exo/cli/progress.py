@@ -79,9 +79,9 @@ def progress_command(
 def _private_write(folder: Path, name: str, data: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
-    fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    from exo.paths import write_private_file
+
+    write_private_file(folder / name, data)
 
 
 def session_summaries(opened, user: str, *, refresh: bool = False) -> dict[int, dict[str, Any]]:

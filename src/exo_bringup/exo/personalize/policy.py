@@ -148,10 +148,11 @@ class TunedPolicy:
     def write_folder(self, folder: Path) -> Path:
         """Write an exported-policy folder (``policy.npz`` + ``policy.json``) that
         :class:`~exo.control.sac.SacController` loads; the folder."""
+        import io
         import json
-        import os
 
         from exo.control.sac import NPZ_FORMAT_VERSION
+        from exo.paths import write_private_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -163,12 +164,10 @@ class TunedPolicy:
         }
         for i, (w, b) in enumerate(self.hidden):
             arrays[f"hidden.{i}.weight"], arrays[f"hidden.{i}.bias"] = w, b
-        fd = os.open(folder / "policy.npz", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        fd = os.open(folder / "policy.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.card, f, indent=2)
+        npz = io.BytesIO()
+        np.savez(npz, **arrays)
+        write_private_file(folder / "policy.npz", npz.getvalue())
+        write_private_file(folder / "policy.json", json.dumps(self.card, indent=2))
         return folder
 
 

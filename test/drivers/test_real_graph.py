@@ -269,7 +269,7 @@ def test_a_foreign_torque_command_never_reaches_the_emulated_motor(rig_factory, 
     rig.probe.wait_for(lambda: len(rig.joint) > 50, 30.0, "the control loop running")
     start = len(rig.joint)
     # 2 s of commands once it has found the graph (which takes seconds on a busy machine)
-    sent = _foreign(processes, "command", 30.0, "--until-sent", "200")
+    sent = _foreign(processes, rig.probe, "command", 30.0, "--until-sent", "200")
     rig.run_for(1.5)
     assert sum(sent.values()) >= 100, sent
     during = rig.joint[start:]
@@ -299,8 +299,11 @@ def test_on_the_rig_only_the_reset_button_resets_a_latched_e_stop(rig_factory):
     rig.probe.wait_for(lambda: rig.commands[-1].source == "pid", 10.0, "the controller back after the button")
 
 
-def _foreign(processes, mode: str, duration_s: float, *args: str) -> dict:
-    """Run the foreign participant (no keys) against the rig's graph; returns what it sent."""
+def _foreign(processes, probe, mode: str, duration_s: float, *args: str) -> dict:
+    """Run the foreign participant (no keys) against the rig's graph; returns what it sent.
+
+    The probe keeps spinning meanwhile: a probe left idle for seconds falls behind the graph's
+    ~700 messages/s and a short spin afterwards need not have caught up with the latest status."""
     import json
     import os
     import subprocess
@@ -311,7 +314,11 @@ def _foreign(processes, mode: str, duration_s: float, *args: str) -> dict:
                              "--report", str(report), *args], env={**os.environ, **processes.env},
                             start_new_session=True)
     processes.children.append(proc)
-    proc.wait(timeout=60 + duration_s)
+    end = time.monotonic() + 60 + duration_s
+    while proc.poll() is None:
+        if time.monotonic() > end:
+            raise TimeoutError(f"the foreign participant ({mode}) did not finish in {60 + duration_s:.0f} s")
+        probe.spin_for(0.1)
     return json.loads(report.read_text())
 
 
@@ -320,13 +327,14 @@ def test_spoofed_requests_never_reach_the_emulated_motor(rig_factory, processes)
     rig = rig_factory()
     rig.probe.wait_for(lambda: sum(c.source == "pid" for c in rig.commands) > 20, 30.0, "the PID in charge")
     start = len(rig.commands)
-    sent = _foreign(processes, "request", 30.0, "--torque", "-65", "--until-sent", "400")
+    sent = _foreign(processes, rig.probe, "request", 30.0, "--torque", "-65", "--until-sent", "400")
     rig.run_for(1.0)
     assert sent.get("request next step", 0) >= 50, sent  # (the foreigner needs a while to discover the graph)
     window = rig.commands[start:]
     assert window and all(c.torque != -65.0 for c in window)
     assert {c.source for c in window} <= {"pid", "fallback_pid"}
-    assert rig.status[-1].security_events >= 150 and "torque_request" in rig.status[-1].last_security_event
+    rig.probe.wait_for(lambda: rig.status[-1].security_events >= 150, 5.0, "150 security events counted")
+    assert "torque_request" in rig.status[-1].last_security_event
 
 
 def test_a_fake_knee_sensor_on_the_emulated_rig_gives_a_latched_safe_stop(rig_factory, processes):
@@ -335,12 +343,18 @@ def test_a_fake_knee_sensor_on_the_emulated_rig_gives_a_latched_safe_stop(rig_fa
     rig.probe.wait_for(lambda: sum(c.source == "pid" for c in rig.commands) > 20, 30.0, "the PID in charge")
     start = len(rig.joint)
     # 1.5 s of fake samples (and as many requests) once it runs (its start-up takes seconds on a busy machine)
-    sent = _foreign(processes, "joint", 30.0, "--clock", "wall", "--torque", "70", "--until-sent", "300")
-    rig.run_for(0.5)
+    sent = _foreign(processes, rig.probe, "joint", 30.0, "--clock", "wall", "--torque", "70", "--until-sent", "300")
     assert sent.get("joint sample", 0) >= 100, sent
+
     # a second joint_states publisher, or a knee angle the IMUs contradict: either is a sensor conflict
-    stops = [s for s in rig.status if s.state_name == "SAFE_STOP" and "sensor conflict" in s.reason]
-    assert stops, [s.reason for s in rig.status[-5:]]
+    def stops() -> list:
+        return [s for s in rig.status if s.state_name == "SAFE_STOP" and "sensor conflict" in s.reason]
+
+    try:
+        rig.probe.wait_for(lambda: stops() and rig.commands[-1].source == "safe_stop", 5.0, "the latched SAFE_STOP")
+    except TimeoutError as exc:
+        raise AssertionError([s.reason for s in rig.status[-5:]]) from exc
+    rig.run_for(0.5)
     assert rig.commands[-1].source == "safe_stop"
     # the motor (its own replies) never applied more than the monitor commanded (the cap), fake knee or not
     assert max(abs(m.effort[0]) for m in rig.joint[start:]) <= 70.0 + 2 * 144.0 / 4095 + 1e-6

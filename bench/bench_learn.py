@@ -8,13 +8,14 @@ Measured (each the best of ``--repeats``, the machine is shared):
   (``gradient_steps=0``), DummyVecEnv vs SubprocVecEnv with ``n_envs`` = 2: what a
   training run actually pays per transition;
 - ``grad``: SAC gradient steps/s of the [64, 64] GELU networks at several batch sizes,
-  with 1 torch thread (and 2 threads at the configured batch);
-- ``train``: an end-to-end slice of ``config/sac.yaml`` training (transitions/s and
-  gradient steps/s after ``learning_starts``).
+  per learner (SB3/torch with 1 thread, and 2 threads at the configured batch; SBX/JAX);
+- ``train``: end-to-end slices of ``config/sac.yaml`` training per learner and batch size
+  (transitions/s and gradient steps/s after ``learning_starts``, at the configured UTD).
 
 Prints a table, writes JSON (default ``bench/results/learn.json``).
 
-Usage: ``python bench/bench_learn.py [--twin reduced] [--steps 4000] [--grad-steps 300] [--repeats 3]``
+Usage: ``python bench/bench_learn.py [--twin reduced] [--steps 4000] [--grad-steps 300] [--repeats 3]
+[--learners sb3 sbx] [--slice-batches 256 512]``
 """
 
 from __future__ import annotations
@@ -105,14 +106,19 @@ def bench_collect(twin: str, steps: int, repeats: int) -> dict[str, float]:
     return out
 
 
-def bench_grad(twin: str, batches: list[int], grad_steps: int, repeats: int, threads: int) -> dict[str, float]:
-    """Gradient steps/s of SB3 SAC per batch size (replay buffer pre-filled with real transitions)."""
+def bench_grad(twin: str, batches: list[int], grad_steps: int, repeats: int, threads: int,
+               learner: str = "sb3") -> dict[str, float]:
+    """Gradient steps/s of SAC (``learner``) per batch size (replay buffer pre-filled with real transitions).
+
+    ``threads`` sets torch's intra-op threads (SB3); SBX's XLA threads are fixed when JAX
+    starts (:mod:`exo.learn.sbx_sac`).
+    """
     from exo.learn.config import load_sac_config
     from exo.learn.sac import build_model, make_vec_env
 
     torch.set_num_threads(threads)
     cfg, _ = load_sac_config()
-    c = cfg.with_overrides(learning_starts=0, vec_env="dummy")
+    c = cfg.with_overrides(learning_starts=0, vec_env="dummy", learner=learner)
     venv = make_vec_env(twin, c)
     model = build_model(c, venv, seed=0, total_steps=20_000)
     model.gradient_steps = 0
@@ -131,14 +137,14 @@ def bench_grad(twin: str, batches: list[int], grad_steps: int, repeats: int, thr
     return out
 
 
-def bench_train(twin: str, steps: int) -> dict[str, float]:
-    """One slice of real training with config/sac.yaml: transitions/s and gradient steps/s."""
+def bench_train(twin: str, steps: int, **overrides: object) -> dict[str, float]:
+    """One slice of real training with config/sac.yaml (+ ``overrides``): transitions/s and gradient steps/s."""
     from exo.learn.config import load_sac_config
     from exo.learn.sac import build_model, make_vec_env
 
     cfg, _ = load_sac_config()
     torch.set_num_threads(cfg.torch_threads)
-    c = cfg.with_overrides(learning_starts=2_000)
+    c = cfg.with_overrides(learning_starts=2_000, **overrides)
     venv = make_vec_env(twin, c)
     model = build_model(c, venv, seed=0, total_steps=100_000)
     model.learn(c.learning_starts + 256)
@@ -154,6 +160,7 @@ def bench_train(twin: str, steps: int) -> dict[str, float]:
         "utd_ratio": c.utd_ratio,
         "n_envs": c.n_envs,
         "vec_env": c.vec_env,
+        "learner": c.learner,
         "transitions": steps,
     }
 
@@ -166,6 +173,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[256, 512, 1024, 4096])
     parser.add_argument("--train-steps", type=int, default=6000, help="transitions of the end-to-end slice")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--learners", nargs="+", default=["sb3", "sbx"], choices=("sb3", "sbx"),
+                        help="SAC implementations to compare (gradient steps and the end-to-end slice)")
+    parser.add_argument("--slice-batches", type=int, nargs="+", default=[256, 512],
+                        help="batch sizes of the end-to-end slice, per learner (UTD from config/sac.yaml)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
 
@@ -181,10 +192,16 @@ def main() -> None:
     load_before = os.getloadavg()
     env = bench_env(args.twin, args.steps, args.repeats)
     collect = bench_collect(args.twin, args.steps, args.repeats)
-    grad = {"threads_1": bench_grad(args.twin, args.batches, args.grad_steps, args.repeats, 1),
-            "threads_2": bench_grad(args.twin, [cfg.batch_size], args.grad_steps, args.repeats, 2)}
-    torch.set_num_threads(1)
-    train = bench_train(args.twin, args.train_steps)
+    grad: dict[str, dict[str, float]] = {}
+    train: dict[str, dict[str, float]] = {}
+    for learner in args.learners:
+        grad[f"{learner}_threads_1"] = bench_grad(args.twin, args.batches, args.grad_steps, args.repeats, 1, learner)
+        if learner == "sb3":
+            grad["sb3_threads_2"] = bench_grad(args.twin, [cfg.batch_size], args.grad_steps, args.repeats, 2)
+            torch.set_num_threads(1)
+        for batch in args.slice_batches:
+            train[f"{learner}_batch_{batch}"] = bench_train(args.twin, args.train_steps, learner=learner,
+                                                            batch_size=batch)
     result = {
         "benchmark": "learn",
         "unit": "transitions (env steps summed over envs) per second; SAC gradient steps per second",
@@ -204,6 +221,7 @@ def main() -> None:
         "collect_with_policy": collect,
         "grad_steps_per_s": grad,
         "train_slice": train,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -218,11 +236,13 @@ def main() -> None:
     for threads, rates in grad.items():
         for batch, rate in rates.items():
             print(f"  grad steps, {threads}, batch {batch:>5s} {rate:9.1f} /s")
-    print(f"  train slice (batch {train['batch_size']}, UTD {train['utd_ratio']}, {train['n_envs']} {train['vec_env']} envs): "
-          f"{train['transitions_per_s']:,.0f} transitions/s, {train['grad_steps_per_s']:.1f} grad steps/s")
-    hours = 50e6 / max(train["transitions_per_s"], 1e-9) / 3600
-    print(f"  -> the paper's 50M transitions at this rate: {hours:,.0f} h; "
-          f"transitions in 75 min: {train['transitions_per_s'] * 4500:,.0f}")
+    for name, t in train.items():
+        print(f"  train slice {name} (UTD {t['utd_ratio']}, {t['n_envs']} {t['vec_env']} envs): "
+              f"{t['transitions_per_s']:,.0f} transitions/s, {t['grad_steps_per_s']:.1f} grad steps/s")
+    best = max(train.values(), key=lambda t: t["transitions_per_s"])
+    hours = 50e6 / max(best["transitions_per_s"], 1e-9) / 3600
+    print(f"  -> fastest slice ({best['learner']}, batch {best['batch_size']}): the paper's 50M transitions in "
+          f"{hours:,.0f} h; 10M in {hours / 5:,.1f} h; transitions in 75 min: {best['transitions_per_s'] * 4500:,.0f}")
     if not math.isfinite(hours):
         raise SystemExit("no throughput measured")
     print(f"wrote {args.out}")

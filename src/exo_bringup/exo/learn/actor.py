@@ -1,4 +1,4 @@
-"""The deterministic actor of a trained SB3 SAC model, as a torch module and as numpy weights.
+"""The deterministic actor of a trained SAC model (SB3 or SBX), as a torch module and as numpy weights.
 
 SAC's stochastic actor samples ``tanh(mu + sigma * eps)`` during training; deployment
 uses the mean ``tanh(mu(latent_pi(obs)))`` (the ``log_std`` head is dropped).
@@ -36,12 +36,14 @@ class DeterministicActor(nn.Module):
 
 
 def deterministic_actor(model: Any) -> DeterministicActor:
-    """A standalone copy of the deterministic actor of an SB3 ``SAC`` model (or of its ``actor``).
+    """A standalone copy of the deterministic actor of an SB3 or SBX ``SAC`` model (or of an SB3 ``actor``).
 
     Raises:
         ValueError: the actor is not the plain MLP this module exports (gSDE, a
             non-flatten feature extractor, an activation other than exact GELU).
     """
+    if hasattr(getattr(model, "policy", None), "actor_state"):
+        return _sbx_deterministic_actor(model)
     actor = getattr(model, "actor", model)
     if getattr(actor, "use_sde", False):
         raise ValueError("gSDE actors are not supported by the exporter")
@@ -53,6 +55,44 @@ def deterministic_actor(model: Any) -> DeterministicActor:
         if not isinstance(layer, (nn.Linear, nn.GELU)):
             raise ValueError(f"unsupported layer {layer!r} in the actor (Linear + GELU only)")
     module = DeterministicActor(copy.deepcopy(actor.latent_pi), copy.deepcopy(actor.mu)).cpu().float().eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def _sbx_deterministic_actor(model: Any) -> DeterministicActor:
+    """The same torch module from an SBX ``SAC`` model's flax parameters.
+
+    SBX's ``SquashedGaussianActor`` is ``Flatten`` then ``Dense_0 .. Dense_{n-1}`` (hidden,
+    each followed by the activation), ``Dense_n`` (the mean) and ``Dense_{n+1}`` (log std,
+    dropped). A flax kernel is (in, out): torch's ``Linear.weight`` is its transpose.
+    """
+    from exo.learn.sbx_sac import exact_gelu
+
+    policy = model.policy
+    if getattr(policy, "use_sde", False):
+        raise ValueError("gSDE actors are not supported by the exporter")
+    if policy.activation_fn is not exact_gelu:
+        raise ValueError(f"only the exact (erf) GELU is supported, the model uses {policy.activation_fn!r}")
+    params = policy.actor_state.params["params"]
+    widths = list(policy.net_arch_pi)
+    expected = {f"Dense_{i}" for i in range(len(widths) + 2)}
+    if set(params) != expected:
+        raise ValueError(f"unexpected SBX actor layers {sorted(params)} (expected {sorted(expected)})")
+
+    def linear(name: str) -> nn.Linear:
+        kernel = np.array(params[name]["kernel"], dtype=np.float32)
+        bias = np.array(params[name]["bias"], dtype=np.float32)
+        layer = nn.Linear(kernel.shape[0], kernel.shape[1])
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(kernel.T.copy()))
+            layer.bias.copy_(torch.from_numpy(bias))
+        return layer
+
+    hidden: list[nn.Module] = []
+    for i in range(len(widths)):
+        hidden += [linear(f"Dense_{i}"), nn.GELU()]
+    module = DeterministicActor(nn.Sequential(*hidden), linear(f"Dense_{len(widths)}")).cpu().float().eval()
     for p in module.parameters():
         p.requires_grad_(False)
     return module

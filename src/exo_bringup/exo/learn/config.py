@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from exo.control.residual import ResidualSpec
+from exo.learn.learners import LEARNERS
 from exo.params import ConfigError, load_yaml
 from exo.paths import config_file
 
@@ -65,6 +66,8 @@ class SacConfig:
         save_replay_buffer: write the replay buffer with each checkpoint (exact resume).
         log_interval_episodes: episodes (summed over envs) between two progress.csv rows.
         torch_threads: torch intra-op threads.
+        learner: the SAC implementation, "sb3" (Stable-Baselines3, torch) or "sbx" (SBX, JAX);
+            see :mod:`exo.learn.learners`.
     """
 
     net_arch: tuple[int, ...] = (64, 64)
@@ -96,6 +99,7 @@ class SacConfig:
     save_replay_buffer: bool = True
     log_interval_episodes: int = 4
     torch_threads: int = 1
+    learner: str = "sb3"
 
     def __post_init__(self) -> None:
         def check(ok: bool, what: str) -> None:
@@ -119,6 +123,7 @@ class SacConfig:
         check(isinstance(self.learning_starts, int) and self.learning_starts >= 0,
               f"learning_starts must be an integer >= 0, got {self.learning_starts!r}")
         check(isinstance(self.eval_seed, int), f"eval_seed must be an integer, got {self.eval_seed!r}")
+        check(self.learner in LEARNERS, f"learner must be one of {', '.join(LEARNERS)}, got {self.learner!r}")
         check(self.vec_env in ("dummy", "subproc"), f"vec_env must be 'dummy' or 'subproc', got {self.vec_env!r}")
         check(len(self.levels) >= 1 and len(set(self.levels)) == len(self.levels)
               and all(level in (0, 1, 2, 3) for level in self.levels),

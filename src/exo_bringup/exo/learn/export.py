@@ -1,4 +1,4 @@
-"""Export the deterministic actor of a trained SB3 SAC model for inference without SB3.
+"""Export the deterministic actor of a trained SAC model (SB3 or SBX) for inference without either.
 
 :func:`export_policy` writes, into one folder (``exo export-policy RUN_DIR --out DIR``):
 
@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import SAC
 
 from exo.control.sac import (
     CARD_NAME,
@@ -54,6 +53,7 @@ from exo.envs.observation import OBS_DIM, OBS_HIGH, OBS_LAYOUT, OBS_LOW, OBS_SCA
 from exo.learn.actor import DeterministicActor, actor_layers, deterministic_actor
 from exo.learn.config import SacConfig
 from exo.learn.evaluation import evaluate_controller
+from exo.learn.learners import load_model, run_learner
 from exo.learn.rundir import RunDir
 from exo.records import json_safe
 
@@ -187,7 +187,7 @@ def write_policy(
     action_scale_nm: float = 100.0,
     residual: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the four files of an exported policy from an SB3 SAC ``model``; return the card.
+    """Write the four files of an exported policy from a SAC ``model`` (SB3 or SBX); return the card.
 
     ``residual``: the card entry of a residual policy (:meth:`exo.control.residual.ResidualSpec.to_dict`).
 
@@ -259,11 +259,12 @@ def export_run(run_dir: str | Path, out_dir: str | Path, which: str = "best", ev
     run = RunDir(Path(run_dir))
     record = run.read_record()
     model_path = run.model_path(which)
-    model = SAC.load(str(model_path), device="cpu")
     cfg = record["config"]
+    model = load_model(model_path, run_learner(cfg))
     training = {
         "algo": "sac",
-        "library": record.get("versions", {}).get("stable_baselines3"),
+        "learner": run_learner(cfg),
+        "library": record.get("versions", {}).get("sbx" if run_learner(cfg) == "sbx" else "stable_baselines3"),
         "run_dir": _portable_path(Path(run_dir)),
         "model": str(model_path),
         "which": which,

@@ -60,7 +60,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import stable_baselines3
 import torch
 from rich.progress import (
     BarColumn,
@@ -70,7 +69,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import CSVOutputFormat, KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
@@ -84,6 +82,7 @@ from exo.envs.residual import ResidualActionWrapper
 from exo.learn.actor import numpy_actor
 from exo.learn.config import SacConfig, load_sac_config
 from exo.learn.evaluation import LOGGED_METRICS, PolicyEvaluation, evaluate_controller
+from exo.learn.learners import library_versions, load_model, policy_kwargs, run_learner, sac_class
 from exo.learn.rundir import RunDir, write_atomic
 from exo.records import git_info, versions
 
@@ -140,10 +139,11 @@ def make_vec_env(twin: str, cfg: SacConfig) -> VecEnv:
 # ----------------------------------------------------------------------------- model
 
 
-def build_model(cfg: SacConfig, venv: VecEnv, seed: int, total_steps: int) -> SAC:
-    """A fresh SB3 SAC with the configuration's hyperparameters (buffer capped at ``total_steps``)."""
+def build_model(cfg: SacConfig, venv: VecEnv, seed: int, total_steps: int) -> Any:
+    """A fresh SAC of ``cfg.learner`` (SB3 or SBX) with the configuration's hyperparameters
+    (buffer capped at ``total_steps``)."""
     buffer_size = max(cfg.batch_size, cfg.n_envs, min(cfg.buffer_size, total_steps))
-    return SAC(
+    return sac_class(cfg.learner)(
         "MlpPolicy",
         venv,
         learning_rate=cfg.learning_rate,
@@ -156,7 +156,7 @@ def build_model(cfg: SacConfig, venv: VecEnv, seed: int, total_steps: int) -> SA
         gradient_steps=cfg.gradient_steps(),
         ent_coef=cfg.ent_coef,
         target_entropy=cfg.target_entropy,
-        policy_kwargs={"net_arch": list(cfg.net_arch), "activation_fn": torch.nn.GELU},
+        policy_kwargs=policy_kwargs(cfg.learner, cfg.net_arch),
         seed=seed,
         device="cpu",
         verbose=0,
@@ -205,7 +205,7 @@ def make_logger(run_dir: Path, resume_from_step: int | None) -> tuple[Logger, li
 # ----------------------------------------------------------------------------- run folder (exo.learn.rundir)
 
 
-def _save_model_atomic(model: SAC, path: Path) -> None:
+def _save_model_atomic(model: Any, path: Path) -> None:
     tmp = path.with_name(f".tmp_{path.name}")
     model.save(str(tmp))
     os.replace(tmp, path)
@@ -410,8 +410,8 @@ class TrainResult:
     best: dict[str, Any] | None
 
 
-def _versions() -> dict[str, str]:
-    return {**versions(), "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__}
+def _versions(learner: str) -> dict[str, str]:
+    return {**versions(), **library_versions(learner)}
 
 
 def train(
@@ -459,7 +459,7 @@ def train(
         latest = run.latest()
         if latest is None:
             raise FileNotFoundError(f"{run.checkpoints / 'latest.json'} not found: nothing to resume")
-        cfg = SacConfig().with_overrides(**record["config"])
+        cfg = SacConfig().with_overrides(**{**record["config"], "learner": run_learner(record["config"])})
     else:
         if run.record_path.exists():
             raise FileExistsError(f"{out} already holds a training run; use --resume or another --out")
@@ -484,12 +484,12 @@ def train(
         latest = None
     torch.set_num_threads(cfg.torch_threads)
     run.root.mkdir(parents=True, exist_ok=True)
-    record.update({"steps": steps, "git": git_info(), "versions": _versions()})
+    record.update({"steps": steps, "git": git_info(), "versions": _versions(cfg.learner)})
 
     venv = make_vec_env(twin, cfg)
     try:
         if latest is not None:
-            model = SAC.load(str(run.checkpoints / latest["model"]), env=venv, device="cpu")
+            model = load_model(run.checkpoints / latest["model"], cfg.learner, env=venv)
             if latest.get("replay_buffer"):
                 model.load_replay_buffer(str(run.checkpoints / latest["replay_buffer"]))
             model._last_obs = None  # the envs are new: start fresh episodes (SB3 resets them in learn)
@@ -518,7 +518,7 @@ def train(
         checkpoint = ResumableCheckpointCallback(run, cfg, state, echo)
         every = max(1_000, min(10_000, steps // 50))
         callbacks = CallbackList([evaluation, checkpoint, ProgressCallback(steps, every, echo, bar)])
-        echo(f"training SAC on the {twin} twin: {start_steps:,} -> {steps:,} steps, seed {seed}, "
+        echo(f"training SAC ({cfg.learner}) on the {twin} twin: {start_steps:,} -> {steps:,} steps, seed {seed}, "
              f"{cfg.n_envs} envs ({cfg.vec_env}), batch {cfg.batch_size}, {cfg.gradient_steps()} gradient steps "
              f"every {cfg.train_freq * cfg.n_envs} transitions, torch threads {torch.get_num_threads()} -> {run.root}")
         remaining = steps - start_steps

@@ -39,13 +39,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stable_baselines3 import SAC
-
 from exo.control import load_controller_params, make_controller
 from exo.control.sac import SacController
 from exo.learn.actor import numpy_actor
 from exo.learn.config import SacConfig
 from exo.learn.evaluation import PolicyEvaluation, evaluate_controller
+from exo.learn.learners import load_model, run_learner
 from exo.learn.rundir import SELECTION_CSV, SELECTION_JSON, RunDir
 from exo.records import json_safe
 
@@ -165,7 +164,7 @@ def select_checkpoint(
          + " ".join(f"L{k} peak {v['peak_torque_nm']:.1f} err {v['final_error_deg']:.2f}" for k, v in pid.items()))
     rows: list[dict[str, Any]] = []
     for steps, path in models:
-        model = SAC.load(str(path), device="cpu")
+        model = load_model(path, run_learner(cfg))
         result: PolicyEvaluation = evaluate_controller(SacController.from_actor(numpy_actor(model), residual=residual), twin, levels,
                                                        trials, seed, overrides)
         score, details = shortfall(result.per_level(), pid, targets)

@@ -59,8 +59,25 @@ def print_view_addresses(console, runner) -> None:
                       "(layout: config/foxglove/exo.json)")
     if args.get("console"):
         host = str(args["console_host"])
-        token = None if is_loopback(host) else console_token(str(runner.secrets.file("console_token_file")))
+        needs = not is_loopback(host) or _requires_token(runner)
+        token = console_token(str(runner.secrets.file("console_token_file"))) if needs else None
         console.print(f"  console: {console_url(host, int(args['console_port']), token)}")
+
+
+def _requires_token(runner) -> bool:
+    """Whether the run's parameter files set the console's ``require_token`` (the page then needs the token)."""
+    import yaml
+
+    try:
+        files = [a for i, a in enumerate(runner.node("console").command) if runner.node("console").command[i - 1]
+                 == "--params-file"]
+        for path in files:
+            for key, entry in (yaml.safe_load(Path(path).read_text()) or {}).items():
+                if key.endswith(("console", "/**")) and (entry or {}).get("ros__parameters", {}).get("require_token"):
+                    return True
+    except (KeyError, OSError, yaml.YAMLError, AttributeError):
+        return False
+    return False
 
 
 def console_command(
@@ -68,6 +85,8 @@ def console_command(
                              "across sessions from the encrypted store (EXO_STORE, EXO_KEY_FILE or EXO_PASSPHRASE)."),
     host: str = typer.Option(LOCALHOST, "--host", help=CONSOLE_HOST_HELP),
     port: int = typer.Option(8080, "--port", help="TCP port of the page (0 = any free port)."),
+    require_token: bool = typer.Option(False, "--require-token", help="Require the token on 127.0.0.1 too (a "
+                                       "machine other people log in to)."),
     controller: str = typer.Option("", help="Controller the graph runs (shown on the page)."),
     namespace: str = typer.Option("/exo", help="Namespace of the running graph."),
     domain_id: int = typer.Option(-1, help="ROS_DOMAIN_ID of the running graph (default: $ROS_DOMAIN_ID or 0)."),
@@ -110,7 +129,7 @@ def console_command(
 
     console_main(["exo-console", "--ros-args", "-r", "__node:=console", "-r", f"__ns:={namespace}",
                   "--params-file", str(config_file("task.yaml")), "--params-file", str(config_file("console.yaml")),
-                  "-p", f"host:={host}", "-p", f"port:={port}", "-p", f"user:={text(user)}",
+                  "-p", f"host:={host}", "-p", f"port:={port}", "-p", f"require_token:={str(require_token).lower()}", "-p", f"user:={text(user)}",
                   "-p", f"controller:={text(controller)}", "-p", f"use_sim_time:={str(use_sim_time).lower()}"])
 
 

@@ -78,7 +78,7 @@ class RateLimiter:
     The bins are centred on multiples of the period, so a stream stamped on the control grid (10 ms steps,
     stamps a nanosecond either side of the multiple) keeps every message at ``max_rate_hz`` = its rate.
     Stamps that go back in time (a new trial, a bag played again) start afresh. ``max_rate_hz`` 0 keeps all.
-    Over any stretch of stamp time T, at most ``T * max_rate_hz + 1`` messages pass.
+    Over any stretch of stamp time T, at most ``T * max_rate_hz + 2`` messages pass (the bins it touches).
     """
 
     def __init__(self, max_rate_hz: float) -> None:

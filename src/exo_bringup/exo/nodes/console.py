@@ -10,7 +10,8 @@ A thin rclpy shell around :class:`exo.console.state.ConsoleState` (what the page
 - the page's STOP -> the safety monitor's ``safety/estop`` service (std_srvs/Trigger). That is the only thing
   the page can do to the graph: no reset, no limit, no motion.
 
-The page is served on ``host`` (127.0.0.1 by default). On any other address every request must carry a token:
+The page is served on ``host`` (127.0.0.1 by default). On any other address (or with ``require_token``) every
+request must carry a token:
 the run's ``console_token_file`` (set by the exo runner / launch file), else a fresh
 ``secrets.token_urlsafe``; the address with the token is printed at start.
 """
@@ -44,6 +45,7 @@ from exo_msgs.msg import EmgPacket, SafetyStatus, TorqueCommand
 PARAMS = [
     Param("host", "127.0.0.1", "Address the page is served on (127.0.0.1: this machine only; any other address "
           "requires the token printed at start)."),
+    Param("require_token", False, "Require the token on 127.0.0.1 too (a machine other people log in to)."),
     Param("port", 8080, "TCP port of the page (0 = any free port, printed at start).", 0, 65535),
     Param("user", "", "Pseudonym of the user (shown on the page; their progress is read from the store)."),
     Param("controller", "", "Controller the graph runs (shown on the page)."),
@@ -78,7 +80,8 @@ class ConsoleNode(Node):
         self.p = p = declare_all(self, PARAMS)
         try:
             host, port = check_host(p["host"]), check_port(p["port"])
-            self.token = None if is_loopback(host) else console_token(p["console_token_file"])
+            needs_token = p["require_token"] or not is_loopback(host)
+            self.token = console_token(p["console_token_file"]) if needs_token else None
             sock = bind_socket(host, port)
         except (AddressError, SecretError) as exc:
             raise ParameterError(f"console: {exc}") from None

@@ -99,19 +99,21 @@ class LiveViewNode(Node):
         """Callback of one forwarded topic: the raw CDR bytes go to the channel if a client watches and the
         rate limit lets them (knee samples also advance the session's clock)."""
         channel, limiter = self.channels[name], self.limiters[name]
+        base = channel.base  # foxglove's channel itself: bytes in, no per-message encoding checks
         clock_source = name == contract.JOINT_STATES.name
+        stamp_of = forward.cdr_stamp_ns
 
         def on_raw(data: bytes) -> None:
             if clock_source:
-                t = forward.cdr_stamp_ns(data) * 1e-9
+                t = stamp_of(data) * 1e-9
                 if self.first_t is None or (self.last_t is not None and t < self.last_t):
                     self.first_t = t
                 self.last_t = t
-            if not channel.has_sinks():
+            if not base.has_sinks():
                 return
-            stamp = forward.cdr_stamp_ns(data)
+            stamp = stamp_of(data)
             if limiter.accept(stamp):
-                channel.log(data, log_time=stamp)
+                base.log(data, stamp, None)
 
         return on_raw
 

@@ -25,8 +25,9 @@ from exo import contract
 from exo.contract import Topic
 from exo.intent.signal import EmgFilter
 
-#: Control-rate streams are capped at this rate by default, Hz (the graph's own rate: nothing is lost at 100 Hz).
-DEFAULT_MAX_RATE_HZ = contract.DEFAULT_CONTROL_RATE_HZ
+#: Control-rate streams are capped at this rate by default, Hz: every other control step of a 100 Hz graph (smooth
+#: plots; the live view's cost halves, bench/bench_live.py); ``max_rate_hz`` 100 shows every step.
+DEFAULT_MAX_RATE_HZ = contract.DEFAULT_CONTROL_RATE_HZ / 2
 #: Default rate of the EMG envelope, Hz (one RMS window of 20 ms per value).
 DEFAULT_EMG_ENVELOPE_RATE_HZ = 50.0
 #: Suffix of the live view's own channels (``<namespace>/live/...``): not ROS topics, Foxglove channels only.

@@ -97,10 +97,10 @@ def console_command(
     key_file: Path = typer.Option(None, "--key-file", help="Store key file (default $EXO_KEY_FILE; or "
                                   "$EXO_PASSPHRASE)."),
 ) -> None:
-    """The therapist's console for a running graph: one local page with live plots, the safety state in large
-    type, the session timer, the user's progress, and a STOP button (the safety monitor's e-stop).
+    """The therapist's web page for a running graph (plots, safety state, STOP).
 
-    The page cannot reset an e-stop, change limits or start motion. It is served on 127.0.0.1 unless --host is
+    One local page with live plots, the safety state in large type, the session timer, the user's progress,
+    and a STOP button (the safety monitor's e-stop). The page cannot reset an e-stop, change limits or start motion. It is served on 127.0.0.1 unless --host is
     given; then every request needs the token printed at start. Runs until Ctrl-C.
     """
     from exo.cli.errors import EXIT_BAD_INPUT

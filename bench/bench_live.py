@@ -116,12 +116,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         client = FoxgloveClient(f"ws://127.0.0.1:{live_port}")
         client.wait_for_channels([f.topic.resolved() for f in forward.FORWARDED if f.topic is not contract.SIM_TRUTH])
         client.subscribe(sorted(client.channels))
-        chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-        if chromium and chromedriver:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test" / "ros"))
-            os.environ["SE_OFFLINE"] = "true"
-            from test_console_browser import chromium_driver
+        from exo.testing.browser import CHROMEDRIVER, CHROMIUM, chromium_driver
 
+        if CHROMIUM and CHROMEDRIVER:
             driver = chromium_driver(tmp / "chromium")
             driver.get(f"http://127.0.0.1:{console_port}/")
             probe.wait_for(lambda: (driver.execute_script("return window.exoConsole && window.exoConsole.redraws")

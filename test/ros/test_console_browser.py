@@ -11,12 +11,10 @@ test's output folder.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -25,16 +23,11 @@ from exo.nodes.console import console_token
 from exo.paths import config_file
 from exo.ros.convert import from_time_msg
 from exo.safety import SafetyLimits
+from exo.testing.browser import CHROMEDRIVER, CHROMIUM, chromium_driver
 
 pytestmark = pytest.mark.ros
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 PERIOD = SafetyLimits.from_yaml(config_file("safety.yaml")).control_period_s
-#: The flags Chromium needs on a machine without internet (otherwise it stalls on background connections).
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,1100")
 
 
 def _free_port() -> int:
@@ -53,18 +46,6 @@ def _http(method: str, url: str, token: str = "", stop_header: bool = True) -> t
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(2000).decode(errors="replace")
-
-
-def chromium_driver(profile: Path):
-    """Selenium's Chrome driver on Debian's chromium and chromedriver (nothing downloaded: both paths given)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 
 @pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,

@@ -5,7 +5,7 @@
 The hardware drivers (actuator on CAN, IMUs, EMG, foot pressure; config/drivers.yaml)
 replace the sim bridge; the controller and safety monitor are the same as in simulation.
 Arguments: controller, policy, sync_inputs, use_sim_time (false), namespace, params_file,
-log_level. The nodes and arguments come from the graph spec (exo/graph.py), shared with
+log_level; live and console (docs/live.md). The nodes and arguments come from the graph spec (exo/graph.py), shared with
 `exo real`.
 """
 

@@ -6,7 +6,7 @@ The bag player publishes the recorded sensor topics with /clock (rate 0 = lockst
 as fast as the graph answers; 1.0 = as recorded); the controller and the safety
 monitor run on them as they did live, and the launch ends when the bag does.
 Arguments: bag, rate, controller, policy, record, record_dir, user_id, session_info,
-use_sim_time, namespace, params_file, log_level (`--show-args`). `exo replay` is the
+use_sim_time, namespace, params_file, log_level, live, console (`--show-args`). `exo replay` is the
 pip equivalent and also compares the new torque_command stream with the recorded one.
 """
 

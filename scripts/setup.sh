@@ -81,4 +81,18 @@ if ! stamp_ok project "$proj_hash" || ! "$venv/bin/python" -c "import exo" 2>/de
   "$venv/bin/python" -c "import exo" || die "exo did not install"
   stamp_set project "$proj_hash"
 fi
+# --- Chromium for the console's browser test (Debian's packages; nothing is downloaded at test time) ---
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian's chromium and chromium-driver (the console's browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; then
+      apt-get update -q >/dev/null 2>&1 || true
+      apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+        || say "note: apt-get could not install chromium chromium-driver: the console's browser test will be skipped"
+    fi
+  else
+    say "note: no chromium/chromedriver: the console's browser test will be skipped (Debian: sudo apt install chromium chromium-driver)"
+  fi
+fi
 say "ready: $venv  (activate with: . $venv/bin/activate)"

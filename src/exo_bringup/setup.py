@@ -25,17 +25,22 @@ NODE_EXECUTABLES = {
     "emg_driver": "exo.nodes.emg_driver:main",
     "foot_pressure_driver": "exo.nodes.foot_pressure_driver:main",
     "intent_estimator": "exo.nodes.intent_estimator:main",
+    "live_view": "exo.nodes.live_view:main",
+    "console": "exo.nodes.console:main",
 }
 
 setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=["exo", "exo.*"]),
+    # the console's page and its vendored charting library (scripts/vendor_web.sh)
+    package_data={"exo.console": ["static/*.html", "static/*.js", "static/*.css", "static/vendor/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config/foxglove", glob("config/foxglove/*.json")),
         (f"share/{PACKAGE}/urdf", glob("urdf/*")),
         (f"share/{PACKAGE}/models/intent/lstm-reduced", glob("models/intent/lstm-reduced/*")),
         # the committed SAC policies (the controller's default is one of them)

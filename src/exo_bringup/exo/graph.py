@@ -23,6 +23,9 @@ MODES = ("sim", "real", "replay")
 
 #: Name of the optional recorder node (the sim bridge holds its first sample until it has subscribed).
 RECORDER_NODE = "recorder"
+#: Names of the optional live view (Foxglove) and therapist's console nodes (docs/live.md).
+LIVE_VIEW_NODE = "live_view"
+CONSOLE_NODE = "console"
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,22 @@ LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
     "intent": LaunchArgument(
         "false", "Run the intent_estimator (EMG LSTM -> intent topic).", bool, ("true", "false")
     ),
+    "live": LaunchArgument(
+        "false", "Run the live_view: the contract topics over the Foxglove WebSocket protocol, read only "
+        "(docs/live.md).", bool, ("true", "false")
+    ),
+    "live_host": LaunchArgument(
+        "127.0.0.1", "Address the live view binds to (127.0.0.1 = this machine only; 0.0.0.0 = every interface)."
+    ),
+    "live_port": LaunchArgument("8765", "TCP port of the live view's Foxglove WebSocket server.", int),
+    "console": LaunchArgument(
+        "false", "Run the therapist's console: a local web page with live plots, the safety state, the session "
+        "and the user's progress, and a STOP button (the e-stop service) (docs/live.md).", bool, ("true", "false")
+    ),
+    "console_host": LaunchArgument(
+        "127.0.0.1", "Address the console binds to; any other than 127.0.0.1 requires the token it prints at start."
+    ),
+    "console_port": LaunchArgument("8080", "TCP port of the console's web page.", int),
 }
 
 
@@ -218,6 +237,26 @@ NODES: tuple[NodeSpec, ...] = (
         param_files=("intent_estimator.yaml",),
         required=False,
         enabled_by="intent",
+    ),
+    NodeSpec(
+        name=LIVE_VIEW_NODE,
+        executable="live_view",
+        module="exo.nodes.live_view",
+        modes=frozenset(MODES),
+        arg_params={"host": "live_host", "port": "live_port", "user": "user", "controller": "controller"},
+        required=False,  # a viewer that fails must not stop the exoskeleton
+        enabled_by="live",
+    ),
+    NodeSpec(
+        name=CONSOLE_NODE,
+        executable="console",
+        module="exo.nodes.console",
+        modes=frozenset(MODES),
+        param_files=("task.yaml", "console.yaml"),
+        arg_params={"host": "console_host", "port": "console_port", "user": "user", "controller": "controller"},
+        required=False,
+        enabled_by="console",
+        secrets=("console_token_file",),
     ),
     NodeSpec(
         name="sim_bridge",

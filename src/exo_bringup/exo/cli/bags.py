@@ -198,12 +198,25 @@ def replay(
     session: int = typer.Option(0, "--session", min=0, help="Session number of --user."),
     store: Path = typer.Option(None, "--store", help=_STORE_HELP),
     key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
+    live: bool = typer.Option(False, "--live", help="Serve the replay to Foxglove (live_view, read only) on "
+                              "ws://--live-host:--live-port."),
+    live_host: str = typer.Option("127.0.0.1", "--live-host", help="Address the live view binds to (default "
+                                  "127.0.0.1: this machine only)."),
+    live_port: int = typer.Option(8765, "--live-port", help="TCP port of the live view (Foxglove WebSocket)."),
 ) -> None:
     """Re-run controller and safety monitor on a bag's sensors; compare the torque commands."""
     from exo.bags.reader import BagError, open_session
     from exo.bags.replay import recorded_completeness
 
     console = _console()
+    from exo.cli.live import view_arguments
+    from exo.live.net import AddressError
+
+    try:
+        views = view_arguments(live, live_host, live_port, False, "127.0.0.1", 0)
+    except AddressError as exc:
+        console.print(f"[red]exo replay: {exc}[/]")
+        raise typer.Exit(2) from None
     from_store = _store_source([bag] if bag is not None else [], user, [session] if session else [], "replay")
     with contextlib.ExitStack() as stack:
         user_store = None
@@ -241,7 +254,8 @@ def replay(
         code, document = _replay_and_compare(console, source, bag, out, log_dir, controller=controller, policy=policy,
                                              rate=rate, namespace=namespace, domain_id=domain_id,
                                              startup_timeout=startup_timeout, timeout=timeout, compare=compare,
-                                             max_diff=max_diff, completeness=completeness, shown=shown)
+                                             max_diff=max_diff, completeness=completeness, shown=shown,
+                                             views=views)
         if document is not None and not into_store:
             (out / "comparison.json").write_text(json.dumps(document, indent=2) + "\n")
             console.print(f"comparison: {out / 'comparison.json'}")
@@ -256,10 +270,11 @@ def replay(
 
 def _replay_and_compare(console, source, bag: Path, out: Path, log_dir: Path, *, controller: str, policy: str,
                         rate: float, namespace: str, domain_id: int, startup_timeout: float, timeout: float,
-                        compare: bool, max_diff: float, completeness, shown: str) -> tuple[int, dict | None]:
+                        compare: bool, max_diff: float, completeness, shown: str,
+                        views: dict[str, str] | None = None) -> tuple[int, dict | None]:
     """Replay ``bag`` into ``out`` and compare; returns (exit code, comparison document or None)."""
     try:
-        new_bag, elapsed = run_replay(bag, out, log_dir, controller=controller, policy=policy, rate=rate,
+        new_bag, elapsed = run_replay(bag, out, log_dir, views=views, controller=controller, policy=policy, rate=rate,
                                       namespace=namespace, domain_id=domain_id, startup_timeout=startup_timeout,
                                       timeout=timeout, progress=console.print)
     except (RuntimeError, TimeoutError, ValueError) as exc:
@@ -292,7 +307,8 @@ def _replay_and_compare(console, source, bag: Path, out: Path, log_dir: Path, *,
 
 def run_replay(bag: Path, out: Path, log_dir: Path, *, controller: str = "pid", policy: str = "", rate: float = 0.0,
                namespace: str = "/exo", domain_id: int = -1, env: dict[str, str] | None = None,
-               startup_timeout: float = 60.0, timeout: float = 600.0, progress=None) -> tuple[Path, float]:
+               startup_timeout: float = 60.0, timeout: float = 600.0, progress=None,
+               views: dict[str, str] | None = None) -> tuple[Path, float]:
     """Run the replay graph on ``bag`` with a recorder writing ``out``; returns (out, wall seconds).
 
     Staged start: recorder, controller and safety monitor first; the bag player once they are all in the
@@ -306,7 +322,7 @@ def run_replay(bag: Path, out: Path, log_dir: Path, *, controller: str = "pid", 
         domain = int(env["ROS_DOMAIN_ID"])
     args = {"bag": str(Path(bag).resolve()), "rate": str(rate), "controller": controller, "policy": policy,
             "namespace": namespace, "record": "true", "record_dir": str(out),
-            "session_info": f"mode=replay,source_bag={Path(bag).resolve()}"}
+            "session_info": f"mode=replay,source_bag={Path(bag).resolve()}", **(views or {})}
     runner = GraphRunner("replay", args, env=env, log_dir=log_dir)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import typer
 
+from exo.cli.live import CONSOLE_HELP, CONSOLE_HOST_HELP, LIVE_HELP, LIVE_HOST_HELP, view_arguments
 from exo.graph import LAUNCH_ARGUMENTS
+from exo.live.net import AddressError
 
 #: The node whose joint_states start the control loop; started last (see the bring-up order below).
 ACTUATOR = "actuator_driver"
@@ -55,6 +57,12 @@ def real(
     timing_report: Path = typer.Option(None, "--timing-report", help="Write a JSON timing report of the run "
                                        "there: worst gap per sensor topic, command sources, safety transitions, "
                                        "CPU per process, the emulated rig's step lateness (docs/drivers.md)."),
+    live: bool = typer.Option(False, "--live", help=LIVE_HELP),
+    live_host: str = typer.Option("127.0.0.1", "--live-host", help=LIVE_HOST_HELP),
+    live_port: int = typer.Option(8765, "--live-port", help="TCP port of the live view (Foxglove WebSocket)."),
+    console_page: bool = typer.Option(False, "--console", help=CONSOLE_HELP),
+    console_host: str = typer.Option("127.0.0.1", "--console-host", help=CONSOLE_HOST_HELP),
+    console_port: int = typer.Option(8080, "--console-port", help="TCP port of the console's page."),
     user: str = typer.Option("", "--user", help="A user of the encrypted store: the graph runs with the user's caps "
                              "and the session is recorded into the user's records (encrypted)."),
     assess: bool = typer.Option(False, "--assess", help="With --user: run the clinical assessment protocol "
@@ -69,6 +77,11 @@ def real(
 
     console = Console()
     options = {name: value for name, value in locals().items() if name in RUN_OPTIONS}
+    try:
+        options["views"] = view_arguments(live, live_host, live_port, console_page, console_host, console_port)
+    except AddressError as exc:
+        console.print(f"[red]exo real: {exc}[/]")
+        raise typer.Exit(2) from None
     options["controller"] = controller or ("user" if user else "pid")
     if assess and not user:
         console.print("[red]exo real: --assess needs --user (the assessment is recorded into the user's records)[/]")
@@ -109,7 +122,8 @@ RUN_OPTIONS = ("duration", "emulate", "fault", "controller", "policy", "level", 
 def _run_real(console, duration: float, emulate: bool, fault: list[str], controller: str, policy: str, level: int,
               namespace: str, params_file: str, log_level: str, domain_id: int, log_dir: Path,
               startup_timeout: float, strict_timing: bool, nice: int, realtime: int, timing_report: Path | None,
-              user: str = "", record: Path | None = None, session_info: str = "") -> int:
+              user: str = "", record: Path | None = None, session_info: str = "",
+              views: dict[str, str] | None = None) -> int:
     """Run the real graph; the exit code (0 ok, 1 a node died or timed out, 2 bad arguments)."""
     from exo.emulation.devices import EmulatorProcess
     from exo.priority import freeze_startup_heap, raise_priority, set_realtime
@@ -136,7 +150,8 @@ def _run_real(console, duration: float, emulate: bool, fault: list[str], control
             console.print(f"[red]exo real: {exc}[/]")
             return 2
     arguments = {"controller": controller, "policy": policy, "namespace": namespace,
-                 "params_file": str(emulator.params_file) if emulator else params_file, "log_level": log_level}
+                 "params_file": str(emulator.params_file) if emulator else params_file, "log_level": log_level,
+                 **(views or {})}
     if user:
         arguments["user"] = user
     if record is not None:
@@ -193,6 +208,9 @@ def _run_real(console, duration: float, emulate: bool, fault: list[str], control
 
             wait_for_graph(runner, monitor, ["recorder"], startup_timeout)
         make_realtime(first)
+        from exo.cli.live import print_view_addresses
+
+        print_view_addresses(console, runner)
         runner.start([ACTUATOR])
         prioritise([runner.node(ACTUATOR).process.pid])
         wait_ready([ACTUATOR])

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import typer
 
+from exo.cli.live import CONSOLE_HELP, CONSOLE_HOST_HELP, LIVE_HELP, LIVE_HOST_HELP, view_arguments
 from exo.graph import LAUNCH_ARGUMENTS
+from exo.live.net import AddressError
 
 
 def sim(
@@ -30,6 +32,12 @@ def sim(
     lockstep: bool = typer.Option(True, "--lockstep/--realtime", help="Lockstep (fast, deterministic) or real-time."),
     policy: str = typer.Option("", help="Exported policy for --controller sac (empty = the default model)."),
     intent: bool = typer.Option(False, "--intent", help="Also run the intent_estimator (EMG -> intent topic)."),
+    live: bool = typer.Option(False, "--live", help=LIVE_HELP),
+    live_host: str = typer.Option("127.0.0.1", "--live-host", help=LIVE_HOST_HELP),
+    live_port: int = typer.Option(8765, "--live-port", help="TCP port of the live view (Foxglove WebSocket)."),
+    console_page: bool = typer.Option(False, "--console", help=CONSOLE_HELP),
+    console_host: str = typer.Option("127.0.0.1", "--console-host", help=CONSOLE_HOST_HELP),
+    console_port: int = typer.Option(8080, "--console-port", help="TCP port of the console's page."),
     namespace: str = typer.Option("/exo", help="Namespace of the graph."),
     params_file: str = typer.Option("", help="Extra ROS parameter file on top of config/*.yaml."),
     log_level: str = typer.Option("info", help="Log level of the nodes."),
@@ -50,13 +58,18 @@ def sim(
 
     console = Console()
     controller = controller or ("user" if user else "pid")
+    try:
+        views = view_arguments(live, live_host, live_port, console_page, console_host, console_port)
+    except AddressError as exc:
+        console.print(f"[red]exo sim: {exc}[/]")
+        raise typer.Exit(2) from None
     if user and (record is not None or user_id):
         console.print("[red]exo sim: --user records into the user's encrypted records; drop --record/--user-id[/]")
         raise typer.Exit(2)
     arguments = {
         "controller": controller, "twin": twin, "level": str(level), "subject_seed": str(subject_seed),
         "lockstep": str(lockstep).lower(), "policy": policy, "namespace": namespace,
-        "params_file": params_file, "log_level": log_level, "intent": str(intent).lower(),
+        "params_file": params_file, "log_level": log_level, "intent": str(intent).lower(), **views,
     }
     info = f"mode=sim,twin={twin},level={level},subject_seed={subject_seed},lockstep={str(lockstep).lower()}"
     if user:
@@ -82,6 +95,7 @@ def run_sim_graph(console, command: str, arguments: dict[str, str], duration: fl
     arguments, 130 interrupted). ``on_summary(monitor)`` is called with the live watcher before the graph stops."""
     from rich.markup import escape
 
+    from exo.cli.live import print_view_addresses
     from exo.ros.environment import ros_environment
     from exo.runner import GraphRunner, NodeDied
 
@@ -125,6 +139,7 @@ def run_sim_graph(console, command: str, arguments: dict[str, str], duration: fl
             from exo.cli.bags import wait_for_graph
 
             wait_for_graph(runner, monitor, ["recorder"], startup_timeout)
+        print_view_addresses(console, runner)
         runner.start([source])
         monitor.wait_until_up(runner, [source], startup_timeout, on_ready=ready)
         wall0 = time.monotonic()

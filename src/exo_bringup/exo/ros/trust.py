@@ -27,6 +27,9 @@ _SECRET_DOCS = {
                         "safety monitor verifies. Set by the exo runner / launch file.",
     "reset_token_file": "File (mode 0600) with the operator's reset credential (exo reset). Set by the exo "
                         "runner / launch file.",
+    "console_token_file": "File (mode 0600) with the token a browser must present to the console when it listens "
+                          "beyond this machine. Set by the exo runner / launch file; empty = a fresh token, "
+                          "printed at start.",
 }
 
 

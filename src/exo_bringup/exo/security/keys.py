@@ -9,6 +9,8 @@
 - ``request.key``: signs ``torque_request``. The controller (signs) and the safety monitor
   (verifies). A compromised controller can therefore not forge commands.
 - ``reset.token``: the operator's credential to reset a latched stop (``exo reset``).
+- ``console.token``: what a browser must present to the therapist's console when it listens beyond this
+  machine (``console_host`` other than 127.0.0.1; docs/live.md).
 
 and ``run.json`` (namespace, DDS domain, the starting process's id) so that ``exo reset`` finds
 the run. Nodes get the *paths* as parameters, never the secrets: parameter values can be read by
@@ -34,6 +36,7 @@ SECRET_BYTES = 32
 COMMAND_KEY = "command.key"
 REQUEST_KEY = "request.key"
 RESET_TOKEN = "reset.token"
+CONSOLE_TOKEN = "console.token"
 RUN_INFO = "run.json"
 
 #: Node parameter -> file of the run folder; :attr:`exo.graph.NodeSpec.secrets` picks per node.
@@ -41,6 +44,7 @@ SECRET_PARAMS = {
     "command_key_file": COMMAND_KEY,
     "request_key_file": REQUEST_KEY,
     "reset_token_file": RESET_TOKEN,
+    "console_token_file": CONSOLE_TOKEN,
 }
 
 

@@ -31,6 +31,12 @@ def personalize(
     workers: int = typer.Option(2, min=1, help="Processes evaluating candidates."),
     restart: bool = typer.Option(False, "--restart", help="Start a new search instead of continuing an "
                                  "unfinished one."),
+    from_sessions: bool = typer.Option(False, "--from-sessions", help="Between-session adaptation: adapt the "
+                                       "policy from the user's recorded sessions (and the user's twin) instead of "
+                                       "searching the baselines; interventions of the safety monitor are "
+                                       "penalised, never imitated. Then the same gate."),
+    sessions: str = typer.Option("", "--sessions", help="With --from-sessions: the session numbers, e.g. 3,4 "
+                                 "(default: every sim/real recording since the last personalisation run)."),
     config: Path = typer.Option(None, "--config", help="Settings file (default config/personalize.yaml)."),
     json_out: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     store: Path = typer.Option(None, "--store", help=_STORE_HELP),
@@ -44,31 +50,47 @@ def personalize(
 
     from exo.cli.errors import EXIT_BAD_INPUT, USER_ERRORS, one_line
     from exo.cli.user import open_store
-    from exo.personalize.run import PersonalizeConfig, personalize_user
+    from exo.params import ConfigError
+    from exo.personalize.run import PersonalizeConfig, personalize_user, recorded_sessions
     from exo.users import validate_user_id
 
     console = Console(stderr=True)
     try:
         validate_user_id(user)
+        if sessions and not from_sessions:
+            raise ConfigError("--sessions needs --from-sessions")
         settings = PersonalizeConfig.from_yaml(config)
         opened = open_store(store, key_file)
         opened.profile(user)
+        chosen: list[int] | None = None
+        if from_sessions:
+            try:
+                chosen = [int(part) for part in sessions.replace(",", " ").split()] if sessions else \
+                    recorded_sessions(opened, user)
+            except ValueError:
+                raise ConfigError(f"--sessions must be session numbers like 3,4, got {sessions!r}") from None
     except USER_ERRORS as exc:
         print(f"exo personalize: error: {one_line(exc)}", file=sys.stderr)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     budget_s = (budget_min if budget_min is not None else settings.budget_min) * 60.0
+    families = () if from_sessions else settings.baselines
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[best]}"),
                   TimeRemainingColumn(), console=console, transient=not console.is_terminal) as bar:
-        tasks = {f: bar.add_task(f"{f:14s}", total=budget_s / len(settings.baselines), best="")
-                 for f in settings.baselines}
+        tasks = {f: bar.add_task(f"{f:14s}", total=budget_s / max(1, len(families)), best="") for f in families}
+        if settings.learned_policy or from_sessions:
+            tasks["policy"] = bar.add_task(f"{'policy':14s}", total=settings.policy.transitions, best="")
 
         def progress(family: str, state, family_budget_s: float) -> None:
             bar.update(tasks[family], completed=min(state.elapsed_s, family_budget_s),
                        best=f"{state.evaluations} candidates, best cost {state.best[1]:.3f}")
 
+        def policy_progress(done: int, total: int) -> None:
+            bar.update(tasks["policy"], completed=done, best=f"{done:,}/{total:,} transitions")
+
         try:
             outcome = personalize_user(opened, user, settings, budget_s=budget_s, max_evaluations=max_evaluations,
-                                       workers=workers, resume=not restart, progress=progress)
+                                       workers=workers, resume=not restart, progress=progress,
+                                       policy_progress=policy_progress, from_sessions=chosen)
         except USER_ERRORS as exc:
             print(f"exo personalize: error: {one_line(exc)}", file=sys.stderr)
             raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -85,6 +107,10 @@ def personalize(
     for family, s in outcome.searches.items():
         best = "nothing evaluated" if s["best_cost"] is None else f"best cost {s['best_cost']:.3f}"
         typer.echo(f"  search {family}: {s['evaluations']} candidates in {s['time_s']:.0f} s, {best}")
+        recorded = s.get("recorded")
+        if recorded:
+            typer.echo(f"    from sessions {recorded['sessions']}: {recorded['transitions']} recorded transitions, "
+                       f"{recorded['intervened']} with a safety intervention (penalised)")
 
 
 def register(app: typer.Typer) -> None:

@@ -43,6 +43,7 @@ import gymnasium as gym
 import numpy as np
 
 from exo.personalize.evaluation import UserTwin
+from exo.personalize.sessions import SessionTransitions
 from exo.twin.reflex import SpasticityLevel
 
 
@@ -65,6 +66,8 @@ class PolicyTuneConfig:
         log_std_init: initial log standard deviation of the exploration (SB3's log-std head bias).
         gamma, tau: SAC's discount and target-network rate.
         seed: seed of SB3, the subject pool and the env.
+        intervention_penalty: reward subtracted from a recorded session's transition where the safety monitor
+            intervened (between-session adaptation, :mod:`exo.personalize.sessions`).
     """
 
     transitions: int = 20_000
@@ -80,6 +83,7 @@ class PolicyTuneConfig:
     gamma: float = 0.99
     tau: float = 0.005
     seed: int = 0
+    intervention_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.warmup_transitions < self.transitions:
@@ -94,6 +98,8 @@ class PolicyTuneConfig:
                              f"{self.max_action_change}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
             raise ValueError(f"policy.learning_rate must be > 0, got {self.learning_rate}")
+        if not (math.isfinite(self.intervention_penalty) and self.intervention_penalty >= 0.0):
+            raise ValueError(f"policy.intervention_penalty must be >= 0, got {self.intervention_penalty}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> PolicyTuneConfig:
@@ -348,9 +354,26 @@ class TrustRegion(_callback_base()):
         return True
 
 
+def add_prior_transitions(model: Any, prior: SessionTransitions) -> None:
+    """Put recorded transitions into SB3's replay buffer (their ``done`` is a time limit, not a terminal state)."""
+    buffer = model.replay_buffer
+    if len(prior) > buffer.buffer_size:
+        raise ValueError(f"{len(prior)} recorded transitions do not fit the replay buffer ({buffer.buffer_size}); "
+                         "raise policy.transitions")
+    for i in range(len(prior)):
+        done = bool(prior.dones[i])
+        buffer.add(prior.observations[i:i + 1], prior.next_observations[i:i + 1], prior.actions[i:i + 1],
+                   prior.rewards[i:i + 1], np.array([done]), [{"TimeLimit.truncated": done}])
+
+
 def tune_policy(user_twin: UserTwin, start: TunedPolicy, cfg: PolicyTuneConfig, *, budget_s: float | None = None,
-                on_progress: Callable[[int], None] | None = None) -> TunedPolicy:
+                on_progress: Callable[[int], None] | None = None,
+                prior: SessionTransitions | None = None) -> TunedPolicy:
     """Fine-tune ``start`` on ``user_twin`` (module docstring); the tuned policy with its statistics.
+
+    With ``prior`` (transitions of the user's recorded sessions, :mod:`exo.personalize.sessions`), the replay
+    buffer starts with them: the critics learn from the person's own sessions (interventions penalised) as
+    well as from the twin, and the trust region's reference states include the states the person visited.
 
     Deterministic for a given ``cfg.seed`` when run to ``cfg.transitions`` (a ``budget_s`` cut is not).
     """
@@ -364,13 +387,16 @@ def tune_policy(user_twin: UserTwin, start: TunedPolicy, cfg: PolicyTuneConfig, 
     venv.seed(cfg.seed)
     hidden = [int(w.shape[0]) for w, _ in start.hidden]
     torch.set_num_threads(1)
-    model = SAC("MlpPolicy", venv, learning_rate=cfg.learning_rate, buffer_size=cfg.transitions,
+    recorded = 0 if prior is None else len(prior)
+    model = SAC("MlpPolicy", venv, learning_rate=cfg.learning_rate, buffer_size=cfg.transitions + recorded,
                 learning_starts=cfg.batch_size, batch_size=cfg.batch_size, tau=cfg.tau, gamma=cfg.gamma,
                 train_freq=(cfg.train_freq, "step"), gradient_steps=max(1, round(cfg.utd_ratio * cfg.train_freq)),
                 ent_coef="auto", policy_kwargs={"net_arch": hidden, "activation_fn": torch.nn.GELU},
                 seed=cfg.seed, device="cpu", verbose=0)
     load_actor_weights(model, start)
     set_exploration(model, cfg.log_std_init)
+    if prior is not None and len(prior):
+        add_prior_transitions(model, prior)
     deadline = None if budget_s is None else t0 + float(budget_s)
     region = TrustRegion(cfg.warmup_transitions, cfg.max_action_change, cfg.reference_states, cfg.seed,
                          on_progress, deadline)
@@ -383,7 +409,7 @@ def tune_policy(user_twin: UserTwin, start: TunedPolicy, cfg: PolicyTuneConfig, 
     stats = {"transitions": int(model.num_timesteps), "warmup_transitions": cfg.warmup_transitions,
              "projections": region.projections, "largest_action_change": region.largest_change,
              "stopped_by_budget": region.stopped_by_budget, "seconds": round(time.monotonic() - t0, 1),
-             "subjects": len(subjects)}
+             "subjects": len(subjects), "recorded": prior.summary() if prior is not None else None}
     card["personalisation"] = {"method": "sac-finetune-trust-region", "config": asdict(cfg), "stats": stats,
                                "twin": user_twin.twin, "start_policy": start.card.get("start_policy", "")}
     return TunedPolicy(hidden=layers, mu=mu, card=card, stats=stats)

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from exo.personalize.evaluation import ControllerChoice, UserTwin, evaluate_on_u
 from exo.personalize.gate import GateConfig, GateVerdict, judge
 from exo.personalize.policy import PolicyTuneConfig
 from exo.personalize.search import SPACES, SearchState, cost, new_state, space_for, tune
+from exo.users.errors import StoreError
 
 if TYPE_CHECKING:
     from exo.users import ControllerVersion, UserStore
@@ -65,8 +66,9 @@ class PersonalizeConfig:
         if self.twin not in KINDS:
             raise ValueError(f"twin must be one of {', '.join(KINDS)}, got {self.twin!r}")
         unknown = [b for b in self.baselines if b not in SPACES]
-        if unknown or not self.baselines:
-            raise ValueError(f"baselines must be a non-empty list of {', '.join(SPACES)}, got {list(self.baselines)}")
+        if unknown or not (self.baselines or self.learned_policy):
+            raise ValueError(f"baselines must be a list of {', '.join(SPACES)} (non-empty without learned_policy), "
+                             f"got {list(self.baselines)}")
         if not (self.budget_min > 0 and self.search_subjects >= 1 and self.popsize >= 2 and 0 < self.sigma0 <= 1):
             raise ValueError("budget_min > 0, search_subjects >= 1, popsize >= 2 and 0 < sigma0 <= 1 are required")
         if not 0.0 < self.policy_budget_share < 1.0:
@@ -161,18 +163,43 @@ def _start_params(family: str, deployed: ControllerChoice, torque_cap_nm: float)
     return params
 
 
+def recorded_sessions(store: UserStore, user: str) -> list[int]:
+    """The user's sessions with a bag recorded on the graph (``sim``/``real``) since the last personalisation run
+    (all of them if there was none): what ``--from-sessions`` adapts from by default."""
+    numbers: list[int] = []
+    for info in store.sessions(user):
+        if info.kind == SESSION_KIND:
+            numbers = []
+        elif info.kind in ("sim", "real") and info.files > 0:
+            numbers.append(info.number)
+    return numbers
+
+
 def _policy_candidate(store: UserStore, user: str, session: int, user_twin: UserTwin, deployed: ControllerChoice,
                       config: PersonalizeConfig, budget_s: float,
-                      policy_progress: Callable[[int, int], None] | None) -> tuple[ControllerChoice, dict[str, Any]]:
-    """The personalised policy of this run (tuned now, or the one a cut-off run already stored) and its stats."""
+                      policy_progress: Callable[[int, int], None] | None,
+                      from_sessions: Sequence[int] | None = None) -> tuple[ControllerChoice, dict[str, Any]]:
+    """The personalised policy of this run (tuned now, or the one a cut-off run already stored) and its stats.
+
+    With ``from_sessions``, the fine-tuning's replay buffer starts with those recorded sessions' transitions."""
     from exo.personalize.policy import TunedPolicy, private_folder, start_policy, tune_policy
 
     if "policy" in store.session(user, session).artefacts:
         tuned = TunedPolicy.from_json(store.get_json(user, session, "policy"))
     else:
         start = start_policy(deployed.params.get("policy", "") if deployed.name == "sac" else "")
+        prior = None
+        if from_sessions:
+            from exo.envs.config import load_env_config
+            from exo.personalize.sessions import user_session_transitions
+
+            prior = user_session_transitions(store, user, from_sessions, start.card, load_env_config(),
+                                             config.policy.intervention_penalty)
+            if not len(prior):
+                raise StoreError(f"sessions {list(from_sessions)} of user {user!r} gave no transition to learn from "
+                                 f"({prior.dropped or 'no control step'})")
         total = config.policy.transitions
-        tuned = tune_policy(user_twin, start, config.policy, budget_s=budget_s,
+        tuned = tune_policy(user_twin, start, config.policy, budget_s=budget_s, prior=prior,
                             on_progress=(lambda n: policy_progress(n, total)) if policy_progress else None)
         store.put_json(user, session, "policy", tuned.to_json())
     folder = tuned.write_folder(private_folder() / f"{user}-session-{session}-policy")
@@ -180,7 +207,8 @@ def _policy_candidate(store: UserStore, user: str, session: int, user_twin: User
     return choice, {"evaluations": 1, "generations": 0, "time_s": tuned.stats.get("seconds", 0.0),
                     "best_cost": None, "best": {"name": "sac", "params": {"start": tuned.card.get("start_policy", "")}},
                     "transitions": tuned.stats.get("transitions"), "projections": tuned.stats.get("projections"),
-                    "largest_action_change": tuned.stats.get("largest_action_change")}
+                    "largest_action_change": tuned.stats.get("largest_action_change"),
+                    "recorded": tuned.stats.get("recorded")}
 
 
 def _open_run(store: UserStore, user: str, resume: bool, metadata: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -198,8 +226,12 @@ def _open_run(store: UserStore, user: str, resume: bool, metadata: dict[str, Any
 def personalize_user(store: UserStore, user: str, config: PersonalizeConfig | None = None, *,
                      budget_s: float | None = None, max_evaluations: int | None = None, workers: int = 1,
                      resume: bool = True, progress: Callable[[str, SearchState, float], None] | None = None,
-                     policy_progress: Callable[[int, int], None] | None = None) -> PersonalizeOutcome:
+                     policy_progress: Callable[[int, int], None] | None = None,
+                     from_sessions: Sequence[int] | None = None) -> PersonalizeOutcome:
     """Tune, gate and version ``user``'s controller (module docstring).
+
+    With ``from_sessions`` (between-session adaptation), only the policy is adapted, from those recorded
+    sessions and the user's twin, with the whole budget; the baselines are not searched.
 
     Args:
         store: the opened user store.
@@ -212,17 +244,31 @@ def personalize_user(store: UserStore, user: str, config: PersonalizeConfig | No
         resume: continue the last unfinished run of this user if there is one.
         progress: called as ``progress(family, state, family_budget_s)`` after every generation.
         policy_progress: called as ``policy_progress(transitions, total)`` while the policy is fine-tuned.
+        from_sessions: session numbers to adapt the policy from (see above).
 
     Raises:
-        exo.users.StoreError: no such user, no identified twin.
+        exo.users.StoreError: no such user, no identified twin, a session without a bag, sessions with nothing
+            to learn from.
     """
     config = config or PersonalizeConfig.from_yaml()
+    if from_sessions is not None:
+        if not from_sessions:
+            raise StoreError(f"user {user!r} has no recorded session to adapt from (record one with "
+                             f"exo sim/real --user {user})")
+        for number in from_sessions:
+            info = store.session(user, number)
+            if info.kind not in ("sim", "real") or info.files == 0:
+                raise StoreError(f"session {number} of user {user!r} is a {info.kind!r} session without a graph "
+                                 "recording: nothing to adapt from")
+        config = replace(config, learned_policy=True, baselines=())
     budget_s = config.budget_min * 60.0 if budget_s is None else float(budget_s)
     user_twin = UserTwin.from_store(store, user, twin=config.twin)
     cap = float(user_twin.limits.user_torque_cap_nm)
     deployed, deployed_id = deployed_choice(store, user, cap)
     twin_session = (store.profile(user).identified_twin or {}).get("session")
     meta = {"twin": config.twin, "deployed": deployed_id or "generic", "budget_s": budget_s}
+    if from_sessions is not None:
+        meta["from_sessions"] = [int(n) for n in from_sessions]
     session, saved = _open_run(store, user, resume, meta)
     search_subjects = user_twin.subjects(config.search_subjects, config.search_seed)
     reference = evaluate_on_user(deployed, user_twin, search_subjects, config.search_seed).means
@@ -235,8 +281,11 @@ def personalize_user(store: UserStore, user: str, config: PersonalizeConfig | No
             "states": {f: base64.b64encode(s.dumps()).decode() for f, s in states.items()},
             "reference": _finite(reference)})
 
-    policy_budget = budget_s * config.policy_budget_share if config.learned_policy else 0.0
-    family_budget = (budget_s - policy_budget) / len(config.baselines)
+    if not config.baselines:
+        policy_budget = budget_s
+    else:
+        policy_budget = budget_s * config.policy_budget_share if config.learned_policy else 0.0
+    family_budget = (budget_s - policy_budget) / max(1, len(config.baselines))
     for family in config.baselines:
         space = space_for(family, cap)
         start = _start_params(family, deployed, cap)
@@ -248,13 +297,13 @@ def personalize_user(store: UserStore, user: str, config: PersonalizeConfig | No
              progress=(lambda st, f=family: progress(f, st, family_budget)) if progress else None)
 
     finished = {f: s for f, s in states.items() if s.best is not None}
-    if not finished:
+    if not finished and config.baselines:
         raise RuntimeError("the search evaluated no candidate (budget too small?)")
     candidates = [(f, st.best[0], st.best[1]) for f, st in finished.items()]
     policy_stats: dict[str, Any] | None = None
     if config.learned_policy:
         choice, policy_stats = _policy_candidate(store, user, session, user_twin, deployed, config, policy_budget,
-                                                 policy_progress)
+                                                 policy_progress, from_sessions)
         policy_cost = cost(evaluate_on_user(choice, user_twin, search_subjects, config.search_seed).means, reference)
         policy_stats["best_cost"] = policy_cost
         candidates.append(("policy", choice, policy_cost))
@@ -266,6 +315,8 @@ def personalize_user(store: UserStore, user: str, config: PersonalizeConfig | No
                "search_evaluations": sum(s.evaluations for s in states.values()),
                "search_time_s": round(sum(s.elapsed_s for s in states.values()), 1),
                "gate_subjects": config.gate.subjects}
+    if from_sessions is not None:
+        metrics["from_sessions"] = [int(n) for n in from_sessions]
     params, path = dict(candidate.params), ""
     if family == "policy":  # the weights stay in the store; the version points to them
         from exo.personalize.policy import store_reference

@@ -8,8 +8,13 @@ does what a clinic would do with a new user:
 3. runs ``exo personalize`` on that identified twin (a throw-away encrypted store, the default caps);
 4. evaluates, on the **true** subject (not the identified one), through the safety monitor with the same limits,
    from ``--trials`` start-angle perturbations: the generic PID (what every user gets today), the generic
-   reflex-aware reference PID (``config/controllers.yaml``), and the version ``exo personalize`` deployed
-   (the generic PID again if its candidate was rejected by the gate).
+   reflex-aware reference PID (``config/controllers.yaml``), the generic learned policy (the committed
+   default), the personalised baseline (the best of the tuned PID / reference PID searches), the personalised
+   policy (the policy fine-tuned on the identified twin, gate or not), and the version ``exo personalize``
+   deployed (the generic PID again if its candidate was rejected by the gate).
+
+The headline comparison: the personalised policy minus the generic policy, and minus the personalised
+baseline, on peak and RMS interaction torque and final error (paired per subject, 95 % bootstrap intervals).
 
 One JSON line per subject goes to ``--out`` (appended; a subject already there is skipped, so a run cut off
 resumes), and the summary (means, paired differences with 95 % bootstrap intervals) to ``<out>.summary.json``.
@@ -41,10 +46,12 @@ def subject_seed(seed: int, level: int, i: int) -> int:
 
 
 def run_subject(level: int, i: int, args: argparse.Namespace) -> dict:
+    from exo.control import load_controller_params
     from exo.identify.fit import identify
     from exo.identify.records import profile_entry
     from exo.identify.simulate import simulate_assessment
     from exo.personalize.evaluation import ControllerChoice, UserTwin, evaluate_on_user
+    from exo.personalize.policy import TunedPolicy
     from exo.personalize.run import PersonalizeConfig, generic_choice, personalize_user
     from exo.users import UserStore, create_key_file
 
@@ -63,25 +70,43 @@ def run_subject(level: int, i: int, args: argparse.Namespace) -> dict:
         outcome = personalize_user(store, "p-validate", config, budget_s=args.budget_min * 60.0, workers=args.workers)
         t_personalize = time.monotonic() - t1
         identified = UserTwin.from_store(store, "p-validate", twin="full")
-    true_twin = dataclasses.replace(identified, subject=truth)
-    cap = float(identified.limits.user_torque_cap_nm)
-    from exo.control import load_controller_params
-
-    reference = load_controller_params("reference_pid")
-    reference["torque_limit_nm"] = min(float(reference["torque_limit_nm"]), cap)
-    deployed = outcome.version if outcome.verdict.passed else None
-    choices = {
-        "generic_pid": generic_choice(cap),
-        "generic_reference_pid": ControllerChoice("reference_pid", reference),
-        "personalized": (ControllerChoice(deployed.controller, dict(deployed.params)) if deployed
-                         else generic_choice(cap)),
-    }
-    subjects = [truth] * args.trials
-    scores = {name: evaluate_on_user(c, true_twin, subjects, seed=10_000 + i) for name, c in choices.items()}
+        with tempfile.TemporaryDirectory() as private:  # the decrypted policy lives only while it is evaluated
+            deployed = outcome.version if outcome.verdict.passed else None
+            policy_folder = None
+            if "policy" in store.session("p-validate", outcome.session).artefacts:
+                tuned = TunedPolicy.from_json(store.get_json("p-validate", outcome.session, "policy"))
+                policy_folder = tuned.write_folder(Path(private) / "personalized-policy")
+            true_twin = dataclasses.replace(identified, subject=truth)
+            cap = float(identified.limits.user_torque_cap_nm)
+            reference = load_controller_params("reference_pid")
+            reference["torque_limit_nm"] = min(float(reference["torque_limit_nm"]), cap)
+            baselines = {f: s for f, s in outcome.searches.items() if f != "policy" and s.get("best")}
+            best_family = min(baselines, key=lambda f: baselines[f]["best_cost"]) if baselines else None
+            choices = {
+                "generic_pid": generic_choice(cap),
+                "generic_reference_pid": ControllerChoice("reference_pid", reference),
+                "generic_policy": ControllerChoice("sac", {"policy": "", "torque_limit_nm": cap}),
+            }
+            if best_family is not None:
+                best = baselines[best_family]["best"]
+                choices["personalized_baseline"] = ControllerChoice(best["name"], dict(best["params"]))
+            if policy_folder is not None:
+                choices["personalized_policy"] = ControllerChoice("sac", {"policy": str(policy_folder),
+                                                                          "torque_limit_nm": cap})
+            if deployed is None:
+                choices["personalized"] = generic_choice(cap)
+            elif deployed.controller == "sac":
+                choices["personalized"] = choices.get("personalized_policy", generic_choice(cap))
+            else:
+                choices["personalized"] = ControllerChoice(deployed.controller, dict(deployed.params))
+            subjects = [truth] * args.trials
+            scores = {name: evaluate_on_user(c, true_twin, subjects, seed=10_000 + i) for name, c in choices.items()}
     return {
         "level": level, "subject": i, "subject_seed": seed,
         "identified_level": result.mas_level, "gate_passed": outcome.verdict.passed, "gate_reason": outcome.verdict.reason,
-        "personalized": choices["personalized"].to_dict(),
+        "deployed_family": (deployed.controller if deployed else None), "best_baseline_family": best_family,
+        "personalized": {k: v for k, v in choices["personalized"].to_dict().items() if k != "params"}
+        | {"params": {k: v for k, v in choices["personalized"].params.items() if k != "policy"}},
         "trials": {name: {m: s.values(m).tolist() for m in METRICS} for name, s in scores.items()},
         "means": {name: s.means for name, s in scores.items()},
         "time_identify_s": round(t_identify, 1), "time_personalize_s": round(t_personalize, 1),
@@ -101,13 +126,19 @@ def summarize(rows: list[dict]) -> dict:
         rs = [r for r in rows if r["level"] == level]
         entry: dict = {"subjects": len(rs), "gate_passed": sum(r["gate_passed"] for r in rs),
                        "identified_level_correct": sum(r["identified_level"] == level for r in rs)}
-        for name in ("generic_pid", "generic_reference_pid", "personalized"):
-            entry[name] = {m: float(np.mean([r["means"][name][m] for r in rs])) for m in METRICS}
-        for base in ("generic_pid", "generic_reference_pid"):
+        names = sorted({n for r in rs for n in r["means"]})
+        for name in names:
+            have = [r for r in rs if name in r["means"]]
+            entry[name] = {m: float(np.mean([r["means"][name][m] for r in have])) for m in METRICS}
+        pairs = [("personalized", "generic_pid"), ("personalized", "generic_reference_pid"),
+                 ("personalized_policy", "generic_policy"), ("personalized_policy", "personalized_baseline")]
+        for a, b in pairs:
+            have = [r for r in rs if a in r["means"] and b in r["means"]]
             for m in METRICS[:3]:
-                d = np.array([r["means"]["personalized"][m] - r["means"][base][m] for r in rs])
+                d = np.array([r["means"][a][m] - r["means"][b][m] for r in have])
                 lo, hi = bootstrap_ci(d) if len(d) > 1 else (math.nan, math.nan)
-                entry[f"personalized_minus_{base}_{m}"] = {"mean": float(np.mean(d)), "ci95": [lo, hi]}
+                entry[f"{a}_minus_{b}_{m}"] = {"subjects": len(d), "mean": float(np.mean(d)) if len(d) else math.nan,
+                                               "ci95": [lo, hi]}
         out[str(level)] = entry
     return out
 

@@ -15,7 +15,7 @@ Measured (each the best of ``--repeats``, the machine is shared):
 Prints a table, writes JSON (default ``bench/results/learn.json``).
 
 Usage: ``python bench/bench_learn.py [--twin reduced] [--steps 4000] [--grad-steps 300] [--repeats 3]
-[--learners sb3 sbx] [--slice-batches 256 512]``
+[--learners sb3 sbx] [--slices sbx:128:8:16 ...]``
 """
 
 from __future__ import annotations
@@ -33,6 +33,20 @@ import numpy as np
 import torch
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "learn.json"
+
+
+#: End-to-end slices: learner:batch:envs:train_freq (the configured 2 envs x 64 steps, and 8 envs x 16 steps:
+#: the same 128 transitions per training phase, with the per-step overhead of collection shared by 8 envs).
+DEFAULT_SLICES = ("sb3:512:2:64", "sb3:256:2:64", "sbx:512:2:64", "sbx:256:2:64", "sbx:256:8:16", "sbx:128:8:16")
+
+
+def _slice(spec: str) -> tuple[str, int, int, int]:
+    """``learner:batch:envs:freq`` -> its parts (ValueError naming the spec if malformed)."""
+    try:
+        learner, batch, n_envs, freq = spec.split(":")
+        return learner, int(batch), int(n_envs), int(freq)
+    except ValueError:
+        raise ValueError(f"slice {spec!r} is not LEARNER:BATCH:ENVS:FREQ (e.g. sbx:128:8:16)") from None
 
 
 def _best(run: Callable[[], float], repeats: int) -> float:
@@ -159,6 +173,7 @@ def bench_train(twin: str, steps: int, **overrides: object) -> dict[str, float]:
         "batch_size": c.batch_size,
         "utd_ratio": c.utd_ratio,
         "n_envs": c.n_envs,
+        "train_freq": c.train_freq,
         "vec_env": c.vec_env,
         "learner": c.learner,
         "transitions": steps,
@@ -175,8 +190,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--learners", nargs="+", default=["sb3", "sbx"], choices=("sb3", "sbx"),
                         help="SAC implementations to compare (gradient steps and the end-to-end slice)")
-    parser.add_argument("--slice-batches", type=int, nargs="+", default=[256, 512],
-                        help="batch sizes of the end-to-end slice, per learner (UTD from config/sac.yaml)")
+    parser.add_argument("--slices", nargs="+", default=list(DEFAULT_SLICES), metavar="LEARNER:BATCH:ENVS:FREQ",
+                        help="end-to-end training slices (UTD from config/sac.yaml): learner, batch size, "
+                             "number of envs, train_freq (env steps per env between training phases)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
 
@@ -199,9 +215,11 @@ def main() -> None:
         if learner == "sb3":
             grad["sb3_threads_2"] = bench_grad(args.twin, [cfg.batch_size], args.grad_steps, args.repeats, 2)
             torch.set_num_threads(1)
-        for batch in args.slice_batches:
-            train[f"{learner}_batch_{batch}"] = bench_train(args.twin, args.train_steps, learner=learner,
-                                                            batch_size=batch)
+    for spec in args.slices:
+        learner, batch, n_envs, freq = _slice(spec)
+        if learner in args.learners:
+            train[f"{learner}_batch_{batch}_envs_{n_envs}"] = bench_train(
+                args.twin, args.train_steps, learner=learner, batch_size=batch, n_envs=n_envs, train_freq=freq)
     result = {
         "benchmark": "learn",
         "unit": "transitions (env steps summed over envs) per second; SAC gradient steps per second",
@@ -237,7 +255,8 @@ def main() -> None:
         for batch, rate in rates.items():
             print(f"  grad steps, {threads}, batch {batch:>5s} {rate:9.1f} /s")
     for name, t in train.items():
-        print(f"  train slice {name} (UTD {t['utd_ratio']}, {t['n_envs']} {t['vec_env']} envs): "
+        print(f"  train slice {name} (UTD {t['utd_ratio']}, {t['n_envs']} {t['vec_env']} envs, "
+              f"train_freq {t['train_freq']}): "
               f"{t['transitions_per_s']:,.0f} transitions/s, {t['grad_steps_per_s']:.1f} grad steps/s")
     best = max(train.values(), key=lambda t: t["transitions_per_s"])
     hours = 50e6 / max(best["transitions_per_s"], 1e-9) / 3600

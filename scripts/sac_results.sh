@@ -74,7 +74,12 @@ if [ -z "${SKIP_TRAIN:-}" ]; then
   if [ -f "$RUN/run.json" ]; then
     "$exo" train --algo sac --twin "$TWIN" --steps "$STEPS" --seed "$SEED" --out "$RUN" --resume
   else
-    "$exo" train --algo sac --twin "$TWIN" --steps "$STEPS" --seed "$SEED" --out "$RUN" --set keep_checkpoints=40 "${settings[@]}"
+    # the learner settings the committed policies were trained with (config/sac.yaml now defaults to the faster
+    # SBX learner, batch 128, 8 envs); LEARNER=default trains with config/sac.yaml's values instead
+    learner=()
+    [ "${LEARNER:-committed}" = committed ] && learner=(--set learner=sb3 --set batch_size=512 --set n_envs=2 --set train_freq=64)
+    "$exo" train --algo sac --twin "$TWIN" --steps "$STEPS" --seed "$SEED" --out "$RUN" --set keep_checkpoints=40 \
+      "${learner[@]}" "${settings[@]}"
   fi
 fi
 [ -n "${ONLY_TRAIN:-}" ] && exit 0

@@ -32,7 +32,9 @@ from exo.learn.evaluation import evaluate_controller
 from exo.learn.export import check_observations
 from exo.learn.sac import build_model, make_vec_env, train
 
-TINY = {
+TINY = {  # the SB3 learner, as the committed policies were trained (test_sbx_learner.py: SBX)
+    "learner": "sb3",
+    "n_envs": 2,
     "batch_size": 64,
     "learning_starts": 100,
     "train_freq": 16,

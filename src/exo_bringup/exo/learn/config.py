@@ -73,12 +73,12 @@ class SacConfig:
     net_arch: tuple[int, ...] = (64, 64)
     activation: str = "gelu"
     learning_rate: float = 3e-4
-    batch_size: int = 512
+    batch_size: int = 128
     buffer_size: int = 1_000_000
     gamma: float = 0.99
     tau: float = 0.005
     learning_starts: int = 10_000
-    train_freq: int = 64
+    train_freq: int = 16
     utd_ratio: float = 0.5
     ent_coef: str | float = "auto"
     target_entropy: str | float = "auto"
@@ -86,7 +86,7 @@ class SacConfig:
     residual_params: Mapping[str, Any] = field(default_factory=dict)
     residual_scale: float = 0.5
     residual_limit: float = 1.0
-    n_envs: int = 2
+    n_envs: int = 8
     vec_env: str = "dummy"
     levels: tuple[int, ...] = (0, 1, 2, 3)
     subject_noise: bool = True
@@ -99,7 +99,7 @@ class SacConfig:
     save_replay_buffer: bool = True
     log_interval_episodes: int = 4
     torch_threads: int = 1
-    learner: str = "sb3"
+    learner: str = "sbx"
 
     def __post_init__(self) -> None:
         def check(ok: bool, what: str) -> None:

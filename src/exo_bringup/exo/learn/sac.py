@@ -1,11 +1,13 @@
-"""SAC training of the exo torque policy in the digital twin (Stable-Baselines3).
+"""SAC training of the exo torque policy in the digital twin (SBX or Stable-Baselines3).
 
 ``exo train --algo sac --twin reduced --steps N --seed S --out DIR`` calls :func:`train`.
 Read top to bottom: the env factory, the model, the callbacks, the run folder, the loop.
 
 What is trained (the paper's set-up, numbers in ``config/sac.yaml``):
 
-- Policy: SB3 ``SAC`` with an MLP actor and twin critics ``net_arch`` = [64, 64],
+- Learner: ``learner`` (:mod:`exo.learn.learners`): SBX's ``SAC`` (JAX, the default: 3-4x faster here) or
+  SB3's (torch, what the committed policies were trained with); the same algorithm, loop and files.
+- Policy: ``SAC`` with an MLP actor and twin critics ``net_arch`` = [64, 64],
   exact GELU (``activation_fn=torch.nn.GELU``), a tanh-squashed Gaussian over the
   1-D action (exo torque / 100 N m).
 - Data: ``n_envs`` copies of :class:`~exo.envs.knee_extension.KneeExtensionEnv`
@@ -20,9 +22,10 @@ What is trained (the paper's set-up, numbers in ``config/sac.yaml``):
 
 Determinism: :meth:`SAC.__init__` seeds python, numpy, torch, the action space and
 the envs (env ``i`` gets ``seed + i``; each reset then draws level, subject and
-start from the env's generator). With ``torch_threads`` = 1 on CPU, two runs with
-the same seed and configuration produce identical transitions and weights
-(``test/learn``). Step counts are transitions summed over envs.
+start from the env's generator; SBX also seeds its JAX key and the numpy exploration
+noise). With one thread (``torch_threads`` = 1; XLA single-threaded), two runs with the
+same seed and configuration produce identical transitions and weights, with either
+learner (``test/learn``). Step counts are transitions summed over envs.
 
 Run folder (``--out``)::
 

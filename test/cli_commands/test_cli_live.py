@@ -62,9 +62,13 @@ def test_exo_sim_live_serves_the_run_to_a_foxglove_client(ros_domain: int, tmp_p
     finally:
         if client is not None:
             client.close()
-        if sim.poll() is None:
-            os.killpg(sim.pid, signal.SIGKILL)
-            sim.wait()
+        if sim.poll() is None:  # Ctrl-C: exo sim stops its graph's nodes; SIGKILL would orphan them
+            os.killpg(sim.pid, signal.SIGINT)
+            try:
+                sim.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(sim.pid, signal.SIGKILL)
+                sim.wait()
     assert f"ws://127.0.0.1:{port}" in " ".join(log.read_text().split())
 
 

@@ -65,3 +65,22 @@ def test_assistance_level_runs_judges_and_shows(exo, ros_domain: int, tmp_path: 
     assert (out / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "progress.html").read_text()
     assert "data:image/png;base64," in page and "p-assist" in page and "raise" in page
+
+
+def test_adapt_measures_the_contribution_from_the_sessions_emg(exo, ros_domain: int, tmp_path: Path):
+    """A session with a simulated voluntary user (the calibration protocol first, then the user's own drive):
+    `exo user adapt` without --contribution measures it from the recorded EMG."""
+    store, key = tmp_path / "store", tmp_path / "store.key"
+    common = ("--store", str(store), "--key-file", str(key))
+    assert exo("user", "init-key", "--key-file", str(key)).code == 0
+    UserStore.open(store, key_file=key, create=True).create_user("p-emg", mas_level=1, caps=Caps(torque_cap_nm=70.0))
+    params = tmp_path / "voluntary.yaml"
+    params.write_text("/**/sim_bridge:\n  ros__parameters:\n    emg:\n      voluntary: user\n")
+    run = exo("sim", "--user", "p-emg", "--level", "1", "--duration", "16", "--params-file", str(params),
+              "--domain-id", str(ros_domain), "--log-dir", str(tmp_path / "logs"), *common, timeout=300)
+    assert run.code == 0, run
+    adapt = exo("user", "adapt", "p-emg", "--session", "1", "--json", *common)
+    assert adapt.code == 0, adapt
+    outcome = json.loads(adapt.stdout)["outcome"]
+    assert outcome["contribution_source"].startswith("measured from the session's EMG"), outcome
+    assert 0.0 < outcome["contribution"] < 1.0

@@ -258,8 +258,10 @@ def adapt(
     session: int = typer.Option(..., "--session", min=1, help="The recorded session to judge."),
     contribution: float = typer.Option(None, "--contribution", min=0.0, max=1.0,
                                        help="The user's own contribution measured in the session (normalised "
-                                            "agonist EMG, fraction of the maximal contraction); without it the "
-                                            "final error alone decides a fall."),
+                                            "agonist EMG, fraction of the maximal contraction). Default: measured "
+                                            "from the session's EMG when it was recorded with the intent pipeline "
+                                            "(its calibration scales it); else the final error alone decides a "
+                                            "fall."),
     as_json: bool = typer.Option(False, "--json", help="The decision as JSON."),
     store: Path = typer.Option(None, "--store", help=_STORE_HELP),
     key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
@@ -275,7 +277,9 @@ def adapt(
     validate_user_id(user_id)
     opened = open_store(store, key_file)
     found = session_outcome(opened, user_id, session, contribution)
+    source = found.pop("contribution_source")
     outcome = SessionOutcome(**found)
+    found["contribution_source"] = source
     before = opened.profile(user_id).assistance.level
     decision = opened.record_assistance(user_id, session, outcome)
     opened.put_json(user_id, session, "assistance", {"level_before": before, "level_after": decision.level,
@@ -287,10 +291,16 @@ def adapt(
         return
     typer.echo(f"user {user_id}, session {session}: assistance {before:.2f} -> {decision.level:.2f} "
                f"({decision.decision}): {decision.reason}")
+    typer.echo(f"  contribution: {source}")
 
 
 def session_outcome(opened, user_id: str, session: int, contribution: float | None) -> dict[str, Any]:
-    """``{final_error_deg, contribution, interventions, trials}`` of a stored session, from its bag.
+    """``{final_error_deg, contribution, interventions, trials, contribution_source}`` of a stored session,
+    from its bag.
+
+    ``contribution``: the one given, else measured from the session's EMG
+    (:func:`exo.intent.contribution.packets_contribution`, scaled by the calibration the intent pipeline
+    starts with), else None; ``contribution_source`` says which, and why not when it could not be measured.
 
     Raises:
         exo.users.StoreError: the session has no bag, or no trial of it could be scored.
@@ -299,22 +309,58 @@ def session_outcome(opened, user_id: str, session: int, contribution: float | No
 
     from exo.bags.analysis import analyze_session
     from exo.bags.reader import open_session
-    from exo.safety.monitor import SOURCE_ESTOP, SOURCE_SAFE_STOP
     from exo.users import StoreError
 
     if opened.session(user_id, session).files == 0:
         raise StoreError(f"session {session} of user {user_id!r} holds no bag to judge")
     with opened.open_session(user_id, session) as bag:
-        analysis = analyze_session(open_session(bag))
+        recorded = open_session(bag)
+        analysis = analyze_session(recorded)
+        interventions = _interventions_while_controlled(recorded)
+        if contribution is not None:
+            source = "given"
+        else:
+            from exo import contract
+            from exo.intent.contribution import packets_contribution
+
+            name = contract.EMG.resolved(recorded.metadata.namespace or contract.DEFAULT_NAMESPACE)
+            packets = [m.msg for m in recorded.read_all({name}).get(name, [])]
+            try:
+                measured = packets_contribution(packets)
+                contribution = measured.contribution
+                source = (f"measured from the session's EMG: {measured.contribution:.2f} of a maximal contraction "
+                          f"over {measured.session_s:.0f} s after the calibration")
+            except ValueError as exc:
+                source = f"not measured ({exc})"
     errors = [t.metrics.final_error_deg for t in analysis.trials
               if t.metrics is not None and math.isfinite(t.metrics.final_error_deg)]
     if not errors:
         raise StoreError(f"session {session} of user {user_id!r}: no trial could be scored "
                          f"({'; '.join(analysis.problems) or 'no knee-extension trial in the bag'})")
-    interventions = sum(n for src, n in analysis.command_sources.items()
-                        if src.startswith("fallback_") or src in (SOURCE_SAFE_STOP, SOURCE_ESTOP))
     return {"final_error_deg": float(sum(errors) / len(errors)), "contribution": contribution,
-            "interventions": int(interventions), "trials": len(errors)}
+            "interventions": int(interventions), "trials": len(errors), "contribution_source": source}
+
+
+def _interventions_while_controlled(recorded) -> int:
+    """Control steps on which the safety monitor took over (fallback, safe stop, e-stop) between the
+    controller's first and last request of the session: the graph's start-up (the monitor holds a safe stop
+    until the first sample) and its shutdown (the controller stops before the monitor) are not the user's
+    session."""
+    from exo import contract
+    from exo.ros.convert import stamp_ns
+    from exo.safety.monitor import SOURCE_ESTOP, SOURCE_SAFE_STOP
+
+    ns = recorded.metadata.namespace or contract.DEFAULT_NAMESPACE
+    commands, requests = contract.TORQUE_COMMAND.resolved(ns), contract.TORQUE_REQUEST.resolved(ns)
+    found = recorded.read_all({commands, requests})
+    stamps = [stamp_ns(m.msg.header.stamp) for m in found.get(requests, [])]
+    if not stamps:
+        return 0
+    first, last = min(stamps), max(stamps)
+    steps = {stamp_ns(m.msg.header.stamp) for m in found.get(commands, [])
+             if (m.msg.source.startswith("fallback_") or m.msg.source in (SOURCE_SAFE_STOP, SOURCE_ESTOP))
+             and first <= stamp_ns(m.msg.header.stamp) <= last}
+    return len(steps)
 
 
 @user_app.command("delete")

@@ -1,0 +1,126 @@
+"""Where independent tasks run: this machine's process pool (``local``) or Ray tasks (``ray``).
+
+One call, :func:`map_tasks`, runs ``fn(args)`` for every item of a list and returns the results
+in the list's order, whatever the backend and the number of workers; the callers (the
+evaluator's trials, ``exo sweep``'s training runs, ``exo personalize --users``'s users) keep
+their results independent of where each task ran because every task carries its own seeds.
+
+- ``local`` (the default): :func:`exo.backends.local.local_map`, a ``ProcessPoolExecutor``
+  of ``workers`` spawned processes (``workers`` = 1: in this process). Ray is never imported.
+- ``ray``: :func:`exo.backends.ray_tasks.ray_map`, one Ray task per item on a local Ray instance
+  of ``workers`` CPUs started for the call, or on the cluster at ``ray_address``. A task whose
+  worker process dies (killed, out of memory, a lost node) is run again up to ``max_retries``
+  times; an exception raised by the task itself is not retried (it would raise again) and
+  reaches the caller as it is.
+
+:class:`Backend` is the validated choice; its errors (:class:`BackendError`, a
+:class:`~exo.params.ConfigError`) name the problem in one line, so the ``exo`` command
+reports them without a traceback (:mod:`exo.cli.errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from exo.backends.local import local_map
+from exo.params import ConfigError
+
+#: Backend names, the default first.
+BACKENDS: tuple[str, ...] = ("local", "ray")
+
+#: Ray's own default for remote functions: a task is run again up to 3 times if its worker dies.
+DEFAULT_MAX_RETRIES = 3
+
+ArgsT = TypeVar("ArgsT")
+ResultT = TypeVar("ResultT")
+
+
+class BackendError(ConfigError):
+    """The backend cannot be used as asked (unknown name, unreachable Ray address, option mismatch)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where :func:`map_tasks` runs its tasks.
+
+    Attributes:
+        name: "local" (process pool of this machine) or "ray".
+        workers: local: worker processes (1 = in this process); ray without ``ray_address``:
+            CPUs of the local Ray instance started for the run. Ignored on a cluster, whose
+            CPUs Ray schedules.
+        ray_address: address of a running Ray cluster's head, ``HOST:PORT`` (the port of
+            ``ray start --head``, 6379 by default) or ``auto`` (the cluster this machine
+            belongs to); None: start a local Ray instance.
+        max_retries: ray: times a task is run again after its worker process died.
+        cpus_per_task: ray: CPUs reserved per task (a training run with 2 envs may want 2).
+    """
+
+    name: str = "local"
+    workers: int = 2
+    ray_address: str | None = None
+    max_retries: int = DEFAULT_MAX_RETRIES
+    cpus_per_task: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.name not in BACKENDS:
+            raise BackendError(f"unknown backend {self.name!r}; choose one of {', '.join(BACKENDS)}")
+        if self.ray_address is not None and self.name != "ray":
+            raise BackendError(f"--ray-address {self.ray_address} needs --backend ray (the backend is {self.name!r})")
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise BackendError("--ray-address is empty; give HOST:PORT of the cluster's head or auto")
+        if self.workers < 1:
+            raise BackendError(f"workers must be >= 1, got {self.workers}")
+        if self.max_retries < 0:
+            raise BackendError(f"max retries must be >= 0, got {self.max_retries}")
+        if not self.cpus_per_task > 0:
+            raise BackendError(f"CPUs per task must be > 0, got {self.cpus_per_task}")
+
+    @classmethod
+    def from_options(cls, backend: str, ray_address: str = "", workers: int = 2,
+                     max_retries: int = DEFAULT_MAX_RETRIES, cpus_per_task: float = 1.0) -> Backend:
+        """The backend of the command-line options (``--ray-address ""`` = not given)."""
+        return cls(name=backend.strip().lower(), workers=workers, ray_address=ray_address or None,
+                   max_retries=max_retries, cpus_per_task=cpus_per_task)
+
+    def describe(self) -> dict[str, Any]:
+        """What summary files record about where the tasks ran."""
+        doc: dict[str, Any] = {"name": self.name, "workers": self.workers}
+        if self.name == "ray":
+            doc.update({"ray_address": self.ray_address or "local instance", "max_retries": self.max_retries,
+                        "cpus_per_task": self.cpus_per_task})
+        return doc
+
+
+def map_tasks(fn: Callable[[ArgsT], ResultT], items: Sequence[ArgsT], backend: Backend | None = None,
+              on_result: Callable[[int, ResultT], None] | None = None) -> list[ResultT]:
+    """``[fn(item) for item in items]`` on ``backend`` (default: local, 2 workers).
+
+    ``fn`` must be a module-level function and the items picklable (they travel to worker
+    processes or machines). ``on_result(index, result)`` is called in this process as each task
+    finishes (in completion order); the returned list is in the order of ``items``.
+    """
+    backend = backend or Backend()
+    if backend.name == "ray":
+        from exo.backends.ray_tasks import ray_map  # Ray is imported only when asked for
+
+        return ray_map(fn, items, backend, on_result)
+    return local_map(fn, items, backend.workers, on_result)
+
+
+@contextmanager
+def session(backend: Backend | None) -> Iterator[None]:
+    """Keep one connection to Ray across several :func:`map_tasks` calls (nothing to do for ``local``).
+
+    Without it each ``ray`` call connects (or starts a local instance) and disconnects on its own.
+    """
+    if backend is None or backend.name != "ray":
+        with nullcontext():
+            yield
+        return
+    from exo.backends.ray_tasks import connected
+
+    with connected(backend):
+        yield

@@ -145,9 +145,10 @@ class SweepRun:
 
 
 def run_name(variant: str, hyperparameters: Mapping[str, Any], seed: int) -> str:
-    """``<variant>__<key>=<value>...__seed<S>`` with characters a folder name cannot hold replaced by ``_``."""
-    parts = [variant, *(f"{k}={v}" for k, v in hyperparameters.items()), f"seed{seed}"]
-    return "__".join(re.sub(r"[^A-Za-z0-9.=+_-]", "_", str(p)) for p in parts)
+    """``<variant>__<key>=<value>...__seed<S>``; in a value, each run of characters a folder name should not
+    hold becomes one ``_`` (``{'x': 1}`` -> ``x_1``)."""
+    values = [f"{k}={re.sub(r'[^A-Za-z0-9.+_-]+', '_', str(v)).strip('_')}" for k, v in hyperparameters.items()]
+    return "__".join([variant, *values, f"seed{seed}"])
 
 
 def run_config(plan: SweepPlan, run: SweepRun) -> tuple[SacConfig, dict[str, str]]:

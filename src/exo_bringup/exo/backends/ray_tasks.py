@@ -15,6 +15,7 @@ Imported only when ``--backend ray`` is chosen (:func:`exo.backends.map_tasks`).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,9 @@ import ray
 from ray.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 
 from exo.backends import Backend, BackendError
+
+#: Ray's environment variable choosing its authentication mode (``token`` to join a cluster that uses tokens).
+AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
 
 #: Default port of a Ray head (``ray start --head``) when an address gives none.
 DEFAULT_HEAD_PORT = 6379
@@ -77,8 +81,11 @@ def connected(backend: Backend) -> Iterator[None]:
         try:
             ray.init(address=backend.ray_address, **options)
         except (ConnectionError, RuntimeError) as exc:
+            hint = "" if os.environ.get(AUTH_MODE_VARIABLE) else (
+                f" (a cluster with token authentication, Ray's default, also needs {AUTH_MODE_VARIABLE}=token "
+                "and the cluster's token here: docs/scaling.md)")
             raise BackendError(f"cannot connect to the Ray cluster at {backend.ray_address}: "
-                               f"{' '.join(str(exc).split())}") from None
+                               f"{' '.join(str(exc).split())}{hint}") from None
     else:
         ray.init(num_cpus=backend.workers, **options)
     try:

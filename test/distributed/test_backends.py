@@ -124,3 +124,15 @@ def test_eval_on_ray_gives_the_local_numbers_and_a_killed_worker_is_retried(ray_
         evaluate(KillsItsWorkerOnce(pid, str(marker_no_retry), os.getpid()), TINY,
                  backend=Backend("ray", max_retries=0))
     assert marker_no_retry.is_file()
+
+
+def test_every_node_of_the_cluster_must_run_this_exo(ray_instance):
+    from exo.backends import code_fingerprint
+    from exo.backends.ray_tasks import check_same_code
+
+    here = code_fingerprint()
+    assert len(here) == 16 and here == code_fingerprint()
+    check_same_code(here)  # the local instance's node runs this worktree's code
+    node = ray_instance.nodes()[0]["NodeManagerAddress"]
+    with pytest.raises(BackendError, match=f"node\\(s\\) {node} \\({here}\\) run another exo than this machine"):
+        check_same_code("0" * 16)

@@ -11,7 +11,8 @@ their results independent of where each task ran because every task carries its 
   of ``workers`` CPUs started for the call, or on the cluster at ``ray_address``. A task whose
   worker process dies (killed, out of memory, a lost node) is run again up to ``max_retries``
   times; an exception raised by the task itself is not retried (it would raise again) and
-  reaches the caller as it is.
+  reaches the caller as it is. On a cluster, every node must run the same exo as this process
+  (:func:`code_fingerprint`, checked when connecting).
 
 :class:`Backend` is the validated choice; its errors (:class:`BackendError`, a
 :class:`~exo.params.ConfigError`) name the problem in one line, so the ``exo`` command
@@ -20,13 +21,16 @@ reports them without a traceback (:mod:`exo.cli.errors`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from exo.backends.local import local_map
 from exo.params import ConfigError
+from exo.paths import share_dir
 
 #: Backend names, the default first.
 BACKENDS: tuple[str, ...] = ("local", "ray")
@@ -124,3 +128,18 @@ def session(backend: Backend | None) -> Iterator[None]:
 
     with connected(backend):
         yield
+
+
+def code_fingerprint() -> str:
+    """16 hex digits of a SHA-256 over exo's Python sources and ``config/*.yaml`` as this process sees them.
+
+    Two processes with the same fingerprint run the same code and configuration, so their tasks give
+    the same numbers; a cluster node with another one would not (:mod:`exo.backends.ray_tasks`).
+    """
+    package = Path(__file__).resolve().parents[1]
+    files = [(f"exo/{p.relative_to(package).as_posix()}", p) for p in package.rglob("*.py")]
+    files += [(f"config/{p.name}", p) for p in (share_dir() / "config").glob("*.yaml")]
+    digest = hashlib.sha256()
+    for name, path in sorted(files):
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]

@@ -6,6 +6,9 @@ Imported only when ``--backend ray`` is chosen (:func:`exo.backends.map_tasks`).
   TCP connection, so a wrong address fails in seconds with one line naming it), or starts a local
   instance of ``Backend.workers`` CPUs without the dashboard; it disconnects (and stops a local
   instance) at the end, unless Ray was already initialised by the caller (tests, notebooks).
+- Same code: on a cluster, :func:`check_same_code` runs :func:`~exo.backends.code_fingerprint` on
+  every node with CPUs and refuses to start if one differs from this process's (another commit or
+  configuration would give other numbers). Nodes that join later are not checked.
 - Retries: a task whose worker process dies is run again up to ``Backend.max_retries`` times
   (Ray's task retries); an exception raised by the task's own code is not retried.
 - Stopping: if the caller is interrupted (Ctrl-C) or a task fails for good, the tasks still
@@ -23,8 +26,9 @@ from typing import Any
 
 import ray
 from ray.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from exo.backends import Backend, BackendError
+from exo.backends import Backend, BackendError, code_fingerprint
 
 #: Ray's environment variable choosing its authentication mode (``token`` to join a cluster that uses tokens).
 AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
@@ -34,6 +38,9 @@ DEFAULT_HEAD_PORT = 6379
 
 #: Seconds to wait for a TCP connection to the head before calling the address unreachable.
 CONNECT_TIMEOUT_S = 5.0
+
+#: Seconds to wait for every node's code fingerprint when connecting to a cluster.
+FINGERPRINT_TIMEOUT_S = 120.0
 
 #: Seconds a look at the pending tasks waits for one to finish (progress reports come at most this late).
 POLL_S = 0.05
@@ -89,9 +96,33 @@ def connected(backend: Backend) -> Iterator[None]:
     else:
         ray.init(num_cpus=backend.workers, **options)
     try:
+        if backend.ray_address:
+            check_same_code(code_fingerprint())
         yield
     finally:
         ray.shutdown()
+
+
+def check_same_code(expected: str) -> None:
+    """Raise :class:`BackendError` naming the nodes whose exo fingerprint is not ``expected``.
+
+    One zero-CPU task pinned to each live node with CPUs computes the node's fingerprint.
+    """
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    probe = ray.remote(code_fingerprint)
+    refs = [probe.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote() for n in nodes]
+    mismatched: set[str] = set()
+    for node, ref in zip(nodes, refs, strict=True):
+        try:
+            found = ray.get(ref, timeout=FINGERPRINT_TIMEOUT_S)
+        except RayTaskError as exc:  # e.g. an exo without this module: certainly not the same code
+            found = f"cannot run exo's fingerprint: {type(exc.cause).__name__}"
+        if found != expected:
+            mismatched.add(f"{node['NodeManagerAddress']} ({found})")
+    if mismatched:
+        raise BackendError(f"the Ray cluster's node(s) {', '.join(sorted(mismatched))} run another exo than this machine "
+                           f"({expected}); install the same commit and config on every node")
 
 
 def ray_map(fn: Callable[[Any], Any], items: Sequence[Any], backend: Backend,

@@ -5,29 +5,30 @@ is recorded before and after):
 
 - ``trial_s``: one full-length evaluation trial (PID, reduced twin; ``--full-twin`` adds the full twin)
   in this process, s;
-- the same evaluation (``--levels`` x ``--trials`` full-length trials) on the ``local`` backend
-  (``--workers`` processes) and on the ``ray`` backend (a local Ray instance of ``--workers`` CPUs,
-  connected before the clock starts): wall times and their ratio ``ray / local``, and at twice the
-  trials, the marginal cost of a trial on each; the Ray instance's start-up and first call separately;
+- the same trials (``--levels`` x ``--trials`` full-length PID trials, reduced twin) on the ``local``
+  backend (``--workers`` processes, started by each call as ``exo eval`` does) and on the ``ray`` backend
+  (a local instance of ``--workers`` CPUs, connected and warm), interleaved: wall time, the time spent
+  inside the tasks, and the backend's overhead per task, (wall x workers - inside) / tasks, which a
+  change of the machine's load (shared) does not bias; the Ray instance's start-up and first call;
 - Ray's scheduling cost: ``--noop-tasks`` empty tasks submitted at once (driver time per task, s) and
   the round trip of one empty task, s;
 - ``transition_s``: one SAC transition end to end (config/sac.yaml, gradient updates included),
   from a ``--train-steps`` run whose updates start after 500 transitions (the steady state), s.
 
 Projection (``projection`` in the JSON, the tables of docs/scaling.md): the paper-scale jobs on 1, 8 and
-64 machines of ``--cores-per-machine`` cores, each task on one core:
+64 machines of ``--cores-per-machine`` cores, each task on one core, on the Ray backend:
 
-    wall = startup + waves x task_s x (ray / local) + tasks x submit_s,   waves = ceil(tasks / (machines x cores))
+    wall = startup + max(waves x (task_s + overhead_s), tasks x submit_s),  waves = ceil(tasks / (machines x cores))
 
-(``ray / local``: the marginal per-trial ratio, at least 1; ``startup``: the instance's start-up and its
-first call, for the evaluation; ``tasks x submit_s``: the driver's serial cost, counted in full, so the
-projection is an upper bound.)
+(``overhead_s``: Ray's measured overhead per task; ``tasks x submit_s``: the driver submits tasks one after
+another, a floor however many machines there are; ``startup``: start-up and first call, evaluation only.)
 
-- evaluation: 1,000 trials per level x 4 levels x 5 controllers = 20,000 trial tasks of ``trial_s``;
+- evaluation: 1,000 trials per level x 4 levels x 5 controllers = 20,000 trial tasks of ``trial_s``
+  (the full twin's with ``--full-twin``);
 - training: 50M transitions is one sequential SAC run (``transition_s`` x 50M whatever the machines);
   machines run the seeds and variants of a sweep side by side (``--sweep-runs`` runs of 50M);
 - personalisation: 100 users, one task each, of the configured search budget (config/personalize.yaml,
-  wall time, so without the Ray factor) plus the gate's trials.
+  wall time) plus the gate's trials.
 
 Usage: ``python bench/bench_ray.py [--trials 20] [--workers 2] [--out bench/results/ray.json]``
 """
@@ -43,13 +44,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from exo.backends import Backend, session
+from exo.backends import Backend, map_tasks, session
 from exo.control import ControllerSpec, load_controller_params
-from exo.evaluate import EvalConfig, evaluate, run_trial
+from exo.evaluate import run_trial
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ray.json"
 
@@ -88,46 +88,62 @@ def measure_trial_s(twin: str, repeats: int) -> float:
     return best_of(repeats, lambda: run_trial(pid, twin, 1, 1, 0))
 
 
-def measure_backends(config: EvalConfig, workers: int, repeats: int) -> dict[str, Any]:
-    """The same evaluation on the local and the Ray backend at ``config.trials`` and twice that per level.
+def timed_trial(item: tuple[str, int, int]) -> tuple[int, float]:
+    """One full-length PID trial (twin, level, trial index) in a worker: (worker pid, seconds inside the task)."""
+    twin, level, trial = item
+    started = time.perf_counter()
+    run_trial(ControllerSpec("pid", load_controller_params("pid")), twin, level, trial, 0)
+    return os.getpid(), time.perf_counter() - started
 
-    ``*_s``: wall time of one ``evaluate`` call as ``exo eval`` makes it (local: the process pool is
-    started by the call; ray: the instance is up, its workers warm). ``*_per_trial_s``: the marginal
-    cost of one more trial, (T(2n) - T(n)) / n, free of fixed start-up costs; their ratio is Ray's
-    overhead on the work itself.
+
+def measure_call(backend: Backend, items: list[tuple[str, int, int]]) -> dict[str, float]:
+    """One :func:`map_tasks` call: wall time, time spent inside the tasks, and what is left for the backend.
+
+    ``overhead_s_per_task`` = (wall x workers - time inside the tasks) / tasks: scheduling, transfers,
+    result collection and idle slots, per task; measured in the same call as the work, so a change of
+    the machine's load slows both alike.
+    """
+    started = time.perf_counter()
+    out = map_tasks(timed_trial, items, backend)
+    wall = time.perf_counter() - started
+    inside = sum(seconds for _, seconds in out)
+    return {"wall_s": wall, "inside_s": inside, "workers_used": len({pid for pid, _ in out}),
+            "overhead_s_per_task": (wall * backend.workers - inside) / len(items),
+            "efficiency": inside / (wall * backend.workers)}
+
+
+def measure_backends(levels: tuple[int, ...], trials: int, workers: int, repeats: int) -> dict[str, Any]:
+    """The same trials (reduced twin) on the local and the Ray backend, interleaved; the best call of each.
+
+    ``local``: each call starts its process pool, as ``exo eval`` does (``local_warm``: the calls after
+    the first pay the same; there is no warm pool to reuse). ``ray``: the instance is up and its workers
+    warm (``ray_startup_s`` and ``ray_first_call_s`` are the one-off costs of a command).
     """
     import ray
 
-    pid = ControllerSpec("pid", load_controller_params("pid"))
+    items = [("reduced", level, trial) for level in levels for trial in range(trials)]
     local = Backend("local", workers=workers)
     on_ray = Backend("ray", workers=workers)
-    double = replace(config, trials=2 * config.trials)
-    n = len(config.levels) * config.trials
     started = time.perf_counter()
     with session(on_ray):
         startup_s = time.perf_counter() - started
-        cold_s = best_of(1, lambda: evaluate(pid, config, backend=on_ray))  # workers start, envs built
-        # interleaved (local, ray, local, ray, ...) so that a change of the machine's load hits both alike
-        best = {"local": math.inf, "local_2x": math.inf, "ray": math.inf, "ray_2x": math.inf}
-        for _ in range(repeats):
-            for name, backend, cfg in (("local", local, config), ("ray", on_ray, config),
-                                       ("local_2x", local, double), ("ray_2x", on_ray, double)):
-                best[name] = min(best[name], best_of(1, lambda b=backend, c=cfg: evaluate(pid, c, backend=b)))
+        first = measure_call(on_ray, items)  # workers start, envs built
+        best: dict[str, dict[str, float]] = {}
+        for _ in range(repeats):  # interleaved, so that a change of the machine's load hits both alike
+            for name, backend in (("local", local), ("ray", on_ray)):
+                call = measure_call(backend, items)
+                if name not in best or call["wall_s"] < best[name]["wall_s"]:
+                    best[name] = call
         noop = ray.remote(_noop)
         ray.get(noop.remote(0))
         round_trip_s = best_of(max(3, repeats), lambda: ray.get(noop.remote(0)))
         submit_s = best_of(repeats, lambda: ray.get([noop.remote(i) for i in range(NOOP_TASKS)])) / NOOP_TASKS
-    local_s, local_2_s, ray_s, ray_2_s = best["local"], best["local_2x"], best["ray"], best["ray_2x"]
-    local_marginal = (local_2_s - local_s) / n
-    ray_marginal = (ray_2_s - ray_s) / n
-    return {"trials": n, "workers": workers,
-            "local_s": round(local_s, 3), "local_2x_s": round(local_2_s, 3),
-            "ray_s": round(ray_s, 3), "ray_2x_s": round(ray_2_s, 3), "ray_first_call_s": round(cold_s, 3),
-            "ray_over_local": round(ray_s / local_s, 3),
-            "local_per_trial_s": round(local_marginal, 5), "ray_per_trial_s": round(ray_marginal, 5),
-            "marginal_ray_over_local": round(ray_marginal / local_marginal, 3),
-            "ray_startup_s": round(startup_s, 2), "noop_round_trip_s": round(round_trip_s, 5),
-            "noop_tasks": NOOP_TASKS, "submit_s_per_task": round(submit_s, 6)}
+    rounded = {name: {k: round(v, 5) for k, v in call.items()} for name, call in best.items()}
+    return {"trials": len(items), "workers": workers, **rounded,
+            "ray_over_local_wall": round(best["ray"]["wall_s"] / best["local"]["wall_s"], 3),
+            "ray_startup_s": round(startup_s, 2), "ray_first_call_s": round(first["wall_s"], 2),
+            "noop_round_trip_s": round(round_trip_s, 5), "noop_tasks": NOOP_TASKS,
+            "submit_s_per_task": round(submit_s, 6)}
 
 
 def measure_transition_s(steps: int) -> dict[str, Any]:
@@ -155,31 +171,33 @@ def personalisation_task_s() -> dict[str, Any]:
             "twin": settings.twin}
 
 
-def project(tasks: int, task_s: float, ratio: float, submit_s: float, machines: int, cores: int,
+def project(tasks: int, task_s: float, overhead_s: float, submit_s: float, machines: int, cores: int,
             startup_s: float = 0.0) -> float:
     """Wall time of ``tasks`` independent tasks on ``machines`` x ``cores`` slots (module docstring), s."""
     waves = math.ceil(tasks / (machines * cores))
-    return startup_s + waves * task_s * ratio + tasks * submit_s
+    return startup_s + max(waves * (task_s + overhead_s), tasks * submit_s)
 
 
 def projection(result: dict[str, Any], cores: int, sweep_runs: int) -> dict[str, Any]:
     """The paper-scale jobs on 1, 8 and 64 machines (hours)."""
-    marginal = result["backends"]["marginal_ray_over_local"]
-    ratio = max(1.0, marginal) if math.isfinite(marginal) and marginal > 0 else 1.0
-    startup = result["backends"]["ray_startup_s"] + result["backends"]["ray_first_call_s"]
-    submit = result["backends"]["submit_s_per_task"]
+    b = result["backends"]
+    overhead = max(0.0, b["ray"]["overhead_s_per_task"])
+    startup = b["ray_startup_s"] + b["ray_first_call_s"]
+    submit = b["submit_s_per_task"]
     trial_s = result["trial_s"]["full" if "full" in result["trial_s"] else "reduced"]
     user = result["personalisation"]
-    user_s = user["budget_s"] + user["gate_trials"] * trial_s * ratio  # the budget is wall time: no Ray factor
+    user_s = user["budget_s"] + user["gate_trials"] * trial_s  # the budget is wall time
     run_s = result["training"]["transition_s"] * TRAIN_TRANSITIONS
-    out: dict[str, Any] = {"cores_per_machine": cores, "ratio_used": ratio, "trial_s_used": trial_s,
+    out: dict[str, Any] = {"cores_per_machine": cores, "trial_s_used": trial_s, "overhead_s_per_task_used": overhead,
                            "sweep_runs": sweep_runs, "hours": {}}
     for machines in (1, 8, 64):
         out["hours"][str(machines)] = {
-            "eval_20000_trials": round(project(EVAL_TRIALS, trial_s, ratio, submit, machines, cores, startup) / 3600, 3),
+            "eval_20000_trials": round(project(EVAL_TRIALS, trial_s, overhead, submit, machines, cores, startup) / 3600,
+                                       3),
             "train_one_50M_run": round(run_s / 3600, 1),
-            f"sweep_{sweep_runs}_runs_of_50M": round(project(sweep_runs, run_s, 1.0, submit, machines, cores) / 3600, 1),
-            "personalise_100_users": round(project(USERS, user_s, 1.0, submit, machines, cores) / 3600, 2),
+            f"sweep_{sweep_runs}_runs_of_50M": round(project(sweep_runs, run_s, overhead, submit, machines, cores)
+                                                     / 3600, 1),
+            "personalise_100_users": round(project(USERS, user_s, overhead, submit, machines, cores) / 3600, 2),
         }
     return out
 
@@ -203,8 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     result["trial_s"] = {"reduced": round(measure_trial_s("reduced", args.repeats), 4)}
     if args.full_twin:
         result["trial_s"]["full"] = round(measure_trial_s("full", args.repeats), 4)
-    config = EvalConfig(twin="reduced", levels=tuple(args.levels), trials=args.trials, timeseries_per_level=0)
-    result["backends"] = measure_backends(config, args.workers, args.repeats)
+    result["backends"] = measure_backends(tuple(args.levels), args.trials, args.workers, args.repeats)
     if args.train_steps:
         result["training"] = measure_transition_s(args.train_steps)
     else:
@@ -216,11 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     b = result["backends"]
     print(f"load average at start {result['loadavg_start']}, at end {result['loadavg_end']} ({os.cpu_count()} CPUs)")
     print(f"one full-length trial: {result['trial_s']} s")
-    print(f"{b['trials']} trials, {b['workers']} workers: local {b['local_s']:.2f} s, ray {b['ray_s']:.2f} s "
-          f"(ratio {b['ray_over_local']:.3f}); ray start-up {b['ray_startup_s']:.1f} s, first call "
+    for name in ("local", "ray"):
+        c = b[name]
+        print(f"{name:>5s}: {b['trials']} trials on {b['workers']} workers in {c['wall_s']:.2f} s, {c['inside_s']:.2f} s "
+              f"inside the tasks, efficiency {c['efficiency']:.3f}, overhead {c['overhead_s_per_task'] * 1e3:.2f} ms "
+              f"per task ({c['workers_used']} workers used)")
+    print(f"ray / local wall: {b['ray_over_local_wall']:.3f}; ray start-up {b['ray_startup_s']:.1f} s, first call "
           f"{b['ray_first_call_s']:.2f} s")
-    print(f"marginal cost of a trial: local {b['local_per_trial_s'] * 1e3:.2f} ms, ray {b['ray_per_trial_s'] * 1e3:.2f} ms "
-          f"(ratio {b['marginal_ray_over_local']:.3f})")
     print(f"ray: empty task round trip {b['noop_round_trip_s'] * 1e3:.2f} ms, {b['noop_tasks']} tasks at once "
           f"{b['submit_s_per_task'] * 1e3:.3f} ms per task")
     print(f"SAC: {result['training']['transition_s'] * 1e3:.2f} ms per transition")

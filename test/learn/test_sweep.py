@@ -120,3 +120,20 @@ def test_a_sweep_on_ray_trains_the_runs_of_the_local_backend_to_the_same_numbers
     assert b["backend"]["name"] == "ray" and [r["status"] for r in b["runs"]] == ["trained", "trained"]
     keys = ("run", "steps", "final_mean_return", "best_mean_return", "final_error_deg", "peak_torque_nm")
     assert [[r[k] for k in keys] for r in a["runs"]] == [[r[k] for k in keys] for r in b["runs"]]
+
+
+def test_a_run_that_fails_is_reported_and_the_others_still_train(tmp_path: Path):
+    """A run folder that holds a run of another twin (train refuses to resume it): that run is ``failed`` with
+    the reason, the other run trains, the command exits 1 naming the failed run."""
+    out = tmp_path / "sweep"
+    stray = out / "base__seed0"
+    (stray / "checkpoints").mkdir(parents=True)
+    (stray / "run.json").write_text(json.dumps({"twin": "full", "seed": 0, "finished": False, "config": {}}))
+    (stray / "checkpoints" / "latest.json").write_text(json.dumps({"steps": 100, "model": "model.zip"}))
+    result = CliRunner().invoke(app, _sweep_args(out, 300))
+    assert result.exit_code == 1, result.output
+    runs = {r["run"]: r for r in json.loads((out / "summary.json").read_text())["runs"]}
+    assert runs["base__seed0"]["status"] == "failed"
+    assert "ValueError" in runs["base__seed0"]["error"] and "twin=full" in runs["base__seed0"]["error"]
+    assert runs["base__seed1"]["status"] == "trained" and _record(out, "base__seed1")["finished"]
+    assert "1 run(s) failed" in result.output and "base__seed0" in result.output

@@ -1,6 +1,6 @@
 """The ``ray`` backend: one Ray task per item, on a local Ray instance or a cluster (docs/scaling.md).
 
-Imported only when ``--backend ray`` is chosen (:func:`exo.backends.map_tasks`).
+Imported only when ``--backend ray`` is chosen (:func:`exo.backends.map_tasks`); it needs only :mod:`exo.backends.spec`.
 
 - Connecting: :func:`connected` joins the cluster at ``Backend.ray_address`` (checked first with a
   TCP connection, so a wrong address fails in seconds with one line naming it), or starts a local
@@ -28,7 +28,7 @@ import ray
 from ray.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from exo.backends import Backend, BackendError, code_fingerprint
+from exo.backends.spec import Backend, BackendError, code_fingerprint
 
 #: Ray's environment variable choosing its authentication mode (``token`` to join a cluster that uses tokens).
 AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"

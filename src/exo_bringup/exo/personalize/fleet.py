@@ -20,6 +20,7 @@ from typing import Any
 
 from exo.backends import Backend, map_tasks
 from exo.personalize.run import PersonalizeConfig, personalize_user
+from exo.users import UserStore
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,6 @@ class UserJob:
 
 def personalize_job(job: UserJob) -> dict[str, Any]:
     """Run one user's personalisation (in a worker); the user's row (``failed`` with the error on an exception)."""
-    from exo.users import UserStore
-
     try:
         store = UserStore.open(job.store, key_file=job.key_file, interactive=False, recover=False)
         outcome = personalize_user(store, job.user, job.config, budget_s=job.budget_s,

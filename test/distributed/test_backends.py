@@ -33,6 +33,17 @@ def test_a_bad_backend_choice_names_the_problem(kwargs: dict, message: str):
         Backend.from_options(**kwargs)
 
 
+def test_a_head_address_is_read_as_host_and_port_and_a_bad_port_is_named():
+    from exo.backends.ray_tasks import head_endpoint
+
+    assert head_endpoint("10.0.0.5:6380") == ("10.0.0.5", 6380)
+    assert head_endpoint("head.lab") == ("head.lab", 6379)
+    assert head_endpoint("ray://[fd00::1]:10001") == ("fd00::1", 10001)
+    assert head_endpoint("auto") is None
+    with pytest.raises(BackendError, match="--ray-address 'head:abc': the port 'abc' is not a number"):
+        head_endpoint("head:abc")
+
+
 def test_the_default_backend_is_local_and_eval_on_it_never_imports_ray(tmp_path: Path):
     assert Backend().name == "local"
     code = (

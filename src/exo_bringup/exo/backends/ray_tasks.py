@@ -1,6 +1,7 @@
 """The ``ray`` backend: one Ray task per item, on a local Ray instance or a cluster (docs/scaling.md).
 
-Imported only when ``--backend ray`` is chosen (:func:`exo.backends.map_tasks`); it needs only :mod:`exo.backends.spec`.
+Imported only when ``--backend ray`` is chosen (:func:`exo.backends.map_tasks`); of exo's backends it
+needs only :mod:`exo.backends.spec`.
 
 - Connecting: :func:`connected` joins the cluster at ``Backend.ray_address`` (checked first with a
   TCP connection, so a wrong address fails in seconds with one line naming it), or starts a local

@@ -19,6 +19,7 @@ bench: setup
 	$(VENV)/bin/python bench/bench_graph.py --duration 60 --out bench/results/graph.json
 	$(VENV)/bin/python bench/bench_drivers.py --out bench/results/drivers.json
 	$(VENV)/bin/python bench/bench_intent.py --out bench/results/intent.json
+	$(VENV)/bin/python bench/bench_ray.py --full-twin --out bench/results/ray.json
 
 clean:
 	rm -rf $(VENV) runs out build install log

@@ -4,8 +4,10 @@ For each level and trial index a subject is generated from a seed derived from
 (seed, level, trial) (:func:`subject_seed`), one knee-extension episode is run
 in :class:`exo.envs.knee_extension.KneeExtensionEnv` with the controller in the
 loop, and :mod:`exo.metrics` turns the episode into a
-:class:`~exo.metrics.TrialMetrics`. Trials run in worker processes; the result
-does not depend on the number of workers.
+:class:`~exo.metrics.TrialMetrics`. Trials run as independent tasks of a
+:class:`~exo.backends.Backend`: worker processes of this machine (``local``, the
+default) or Ray tasks on a local instance or a cluster (``ray``); the result does
+not depend on the backend or the number of workers.
 
 Signals given to the metrics (ground truth from the env's ``info``, never seen
 by the controller): time, the *human* knee angle (the task is the person's
@@ -35,7 +37,7 @@ only set by a diverged simulation (or by the unsafe stop when
 ``terminate_on_unsafe=True`` reproduces the training env).
 
 Any zero-argument callable returning a :class:`~exo.control.base.Controller`
-is a controller factory (it must be picklable when ``workers > 1``);
+is a controller factory (it must be picklable when ``workers > 1`` or on Ray);
 :class:`exo.control.ControllerSpec` is the usual one.
 
 Outputs (:func:`write_report`): ``summary.json``, ``trials.csv``,
@@ -47,10 +49,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-import multiprocessing
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from exo.backends import Backend, map_tasks
 from exo.control.base import Controller
 from exo.envs.config import load_env_config
 from exo.metrics import METRIC_NAMES, SettlingMethod, TrialMetrics, compute_trial_metrics, summarize
@@ -148,7 +149,8 @@ class EvalConfig:
         levels: spasticity levels (MAS 0-3).
         trials: subjects per level.
         seed: master seed; subject seeds derive from (seed, level, trial).
-        workers: worker processes (1 = run in this process).
+        workers: worker processes (1 = run in this process) of the default local backend
+            (:func:`evaluate`'s ``backend`` argument chooses another).
         max_steps: control steps per trial (None = the env's episode length).
         timeseries_per_level: trials per level whose time series are kept.
         settling_method: "band" (2 % band) or "rolling_std" (research code), see :mod:`exo.metrics`.
@@ -351,13 +353,16 @@ def evaluate(
     controller_factory: ControllerFactory,
     config: EvalConfig,
     progress: Callable[[int, int], None] | None = None,
+    backend: Backend | None = None,
 ) -> EvalReport:
-    """Run ``config.trials`` trials per level with ``config.workers`` processes.
+    """Run ``config.trials`` trials per level as independent tasks of ``backend``.
 
     Args:
-        controller_factory: builds a fresh controller per trial (picklable if workers > 1).
+        controller_factory: builds a fresh controller per trial (picklable if workers > 1 or on Ray).
         config: what to run.
         progress: called as ``progress(done, total)`` after every trial.
+        backend: where the trials run (default: ``config.workers`` local processes); the
+            report is the same on every backend.
     """
     tasks = [
         (
@@ -374,21 +379,15 @@ def evaluate(
         for level in config.levels
         for trial in range(config.trials)
     ]
-    results: list[TrialResult] = []
-    if config.workers <= 1:
-        for task in tasks:
-            results.append(_run_task(task))
-            if progress:
-                progress(len(results), len(tasks))
-    else:
-        # spawn: workers start clean (no inherited MuJoCo/torch/OpenMP state).
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_task, task) for task in tasks]
-            for future in as_completed(futures):
-                results.append(future.result())
-                if progress:
-                    progress(len(results), len(tasks))
+    done = 0
+
+    def on_result(_: int, __: TrialResult) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, len(tasks))
+
+    results: list[TrialResult] = map_tasks(_run_task, tasks, backend or Backend(workers=config.workers), on_result)
     results.sort(key=lambda r: (r.level, r.trial))
     probe = controller_factory()
     params_fn = getattr(probe, "params", None)

@@ -10,6 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from exo.cli.backend_options import (
+    BackendOption,
+    MaxRetriesOption,
+    RayAddressOption,
+    backend_from_options,
+)
+
 if TYPE_CHECKING:
     from exo.control import ControllerSpec
 
@@ -100,7 +107,12 @@ def eval_command(
         int, typer.Option(help="Master seed; subject seeds derive from (seed, level, trial).")
     ] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/eval"),
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (--backend ray: CPUs of the local Ray instance).")
+    ] = 2,
+    backend: BackendOption = "local",
+    ray_address: RayAddressOption = "",
+    max_retries: MaxRetriesOption = 3,
     max_steps: Annotated[
         int, typer.Option(min=0, help="Control steps per trial (0 = the env's episode length).")
     ] = 0,
@@ -132,19 +144,22 @@ def eval_command(
 ) -> None:
     """Evaluate a controller on N generated subjects per spasticity level; write summary, CSV, plots.
 
-    Bad input (unknown level, twin or controller, a controller or env parameter the
-    controller/env refuses, a missing or unloadable policy, a malformed parameter file)
-    ends with one line naming the problem and exit code 2 before any trial runs.
+    Bad input (unknown level, twin, controller or backend, a controller or env parameter the
+    controller/env refuses, a missing or unloadable policy, a malformed parameter file, a Ray
+    address that cannot be reached) ends with one line naming the problem and exit code 2
+    before any trial runs. The numbers do not depend on --backend or --workers.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
+    from exo.backends import session
     from exo.control import ControllerSpec, available_controllers, load_controller_params
     from exo.evaluate import EvalConfig, evaluate, write_report
     from exo.params import ConfigError
 
     console = Console()
+    execution = backend_from_options(backend, ray_address, workers, max_retries)
     level_tuple = _parse_levels(levels or ["0", "1", "2", "3"], list(ctx.args))
     if controller not in available_controllers():
         raise typer.BadParameter(
@@ -179,7 +194,6 @@ def eval_command(
         settling_method=settling_method,  # type: ignore[arg-type]
         env_kwargs=env_kwargs,
     )
-    started = time.perf_counter()
     columns = (
         "{task.description}",
         BarColumn(),
@@ -187,11 +201,14 @@ def eval_command(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"{controller} on {twin}", total=len(level_tuple) * trials)
-        report = evaluate(spec, config, progress=lambda done, total: bar.update(task, completed=done))
-    elapsed = time.perf_counter() - started
-    write_report(report, out, extra={"wall_time_s": round(elapsed, 2)})
+    with session(execution):  # connect to Ray (or start it) before the clock starts
+        started = time.perf_counter()
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"{controller} on {twin} ({execution.name})", total=len(level_tuple) * trials)
+            report = evaluate(spec, config, progress=lambda done, total: bar.update(task, completed=done),
+                              backend=execution)
+        elapsed = time.perf_counter() - started
+    write_report(report, out, extra={"wall_time_s": round(elapsed, 2), "backend": execution.describe()})
 
     table = Table(
         title=f"{controller} on the {twin} twin, {trials} trials/level ({elapsed:.1f} s) -> {out}",

@@ -27,7 +27,7 @@ def _root() -> None:
 
 
 #: Modules of exo.cli that add commands, in the order they appear in --help.
-COMMAND_MODULES = ("doctor", "sim", "evaluate", "train", "compare", "bags", "real", "intent", "reset", "user",
+COMMAND_MODULES = ("doctor", "sim", "evaluate", "train", "sweep", "compare", "bags", "real", "intent", "reset", "user",
                    "assess", "identify", "personalize", "progress", "live")
 
 

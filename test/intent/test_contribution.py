@@ -75,3 +75,23 @@ def test_streams_that_cannot_be_scaled_are_refused_by_name():
         emg_contribution(t, quiet, CHANNEL_NAMES)
     with pytest.raises(ValueError, match="no EMG packets"):
         packets_contribution([])
+
+
+def test_the_online_drive_matches_the_offline_contribution():
+    from exo.intent.contribution import CalibratedDrive
+
+    t, x = _stream(0.3, 6.0, seed=2)
+    ext = [CHANNEL_NAMES.index(n) for n in EXTENSOR_NAMES]
+    online = CalibratedDrive()
+    drives = []
+    for start in range(0, len(x) - 100, 100):  # 0.1 s windows, as the offline estimate
+        w = x[start:start + 100][:, ext]
+        w = w - w.mean(axis=0)
+        drive = online.push(t[start + 50], float(np.mean(np.sqrt(np.mean(w * w, axis=0)))))
+        if drive is not None:
+            drives.append(drive)
+    assert online.calibrated and len(drives) > 50
+    assert np.mean(drives) == pytest.approx(emg_contribution(t, x, CHANNEL_NAMES).contribution, abs=0.02)
+    # a stream without the calibration has no absolute scale
+    late = CalibratedDrive()
+    assert all(late.push(s, 1e-4) is None for s in np.arange(0.0, 15.0, 0.1)) and not late.calibrated

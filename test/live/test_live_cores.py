@@ -143,6 +143,30 @@ def test_console_effort_is_the_extensors_envelope_relative_to_the_session_peak()
     assert s.snapshot()["points"]["effort_pct"] == [pytest.approx(100.0), pytest.approx(100.0), pytest.approx(50.0)]
 
 
+def test_console_effort_is_calibrated_when_the_stream_starts_with_the_calibration():
+    from exo.intent.drive import CALIBRATION, EXTEND
+
+    s = _state()
+    names = list(CHANNEL_NAMES)
+    rest, full = 1e-5, 4e-4  # envelope at rest, and the activity of a maximal contraction, V
+
+    def envelope(t: float, drive: float) -> None:
+        level = (rest**2 + (drive * full) ** 2) ** 0.5
+        s.on_emg_envelope(names, [level if n in EXTENSOR_CHANNELS else 9.0 for n in names], t)
+
+    t = 0.0
+    for cls, duration, drive in CALIBRATION:  # the protocol: extend at drive 0.5, the rest relaxed
+        for _ in range(round(duration / 0.05)):
+            envelope(t, drive if cls == EXTEND else 0.0)
+            t += 0.05
+    assert s.snapshot()["effort_kind"] == "relative"  # not yet: the calibration has just ended
+    envelope(t, 0.25)
+    s.on_knee(t, 1.0, wall_s=0.0)
+    snap = s.snapshot()
+    assert snap["effort_kind"] == "calibrated"
+    assert snap["points"]["effort_pct"] == [pytest.approx(25.0, abs=0.5)]  # % of a maximal contraction
+
+
 def test_console_records_the_stop_press_on_the_graph_clock_and_safety_transitions():
     s = _state()
     assert s.stop_pressed() is None  # no data yet

@@ -7,10 +7,12 @@ has not seen yet). One lock guards it: the node's callbacks and the web server's
 - **Plots**: one point per knee sample, at most ``plot_rate_hz`` per second of graph time
   (:class:`exo.live.forward.RateLimiter`), kept for ``window_s``: knee angle and its target (deg: the
   user-facing edge), the assistance torque (``torque_command``, N m) and the user's own effort.
-- **The user's own effort**: the mean envelope of the knee-extensor EMG channels (the agonists of the
-  extension task), as a percentage of the highest value seen in this session. A relative measure of
-  the user's own activity (the project's ``contribution`` is the same EMG normalised to a calibration
-  contraction, which the console does not have); None without EMG.
+- **The user's own effort**: from the mean envelope of the knee-extensor EMG channels (the agonists of the
+  extension task). When the EMG stream started with the intent pipeline's calibration protocol and the
+  console saw it, the effort is the user's drive in % of a maximal contraction, on the same scale as the
+  contribution `exo user adapt` measures (:class:`exo.intent.contribution.CalibratedDrive`; ``effort_kind``
+  "calibrated"). Otherwise it is a relative measure, in % of the highest value seen in this session
+  (``effort_kind`` "relative"). None without EMG.
 - **Safety**: the monitor's state name, reason and active limits, and since when (graph time).
 - **Session**: the user's pseudonym (never a name), the controller, the timer (graph time since the first
   sample), and the progress rows of ``exo progress`` (:func:`exo.personalize.progress.progress_rows`).
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from exo.intent.contribution import CalibratedDrive
 from exo.intent.emg_synth import CHANNELS
 from exo.live.forward import RateLimiter
 
@@ -100,6 +103,8 @@ class ConsoleState:
         self._torque_source = ""
         self._effort_v: float | None = None
         self._effort_max_v = 0.0
+        self._drive = CalibratedDrive()
+        self._calibrated_drive: float | None = None
         self._safety: dict[str, Any] = {"state": "UNKNOWN", "reason": "no status from the safety monitor yet",
                                         "limits": [], "since_s": None}
         self._stop = StopRecord()
@@ -127,16 +132,25 @@ class ConsoleState:
         with self._lock:
             self._torque, self._torque_source = float(torque_nm), source
 
-    def on_emg_envelope(self, channel_names: Sequence[str], rms_v: Sequence[float]) -> None:
-        """One EMG envelope value per channel (V); the extensor channels make the effort."""
+    def on_emg_envelope(self, channel_names: Sequence[str], rms_v: Sequence[float],
+                        t_s: float | None = None) -> None:
+        """One EMG envelope value per channel (V) at graph time ``t_s`` (s); the extensor channels make the
+        effort (calibrated once the stream's calibration was seen, which needs ``t_s``)."""
         values = [v for n, v in zip(channel_names, rms_v, strict=True) if n in EXTENSOR_CHANNELS and math.isfinite(v)]
         if not values:
             return
         with self._lock:
             self._effort_v = sum(values) / len(values)
             self._effort_max_v = max(self._effort_max_v, self._effort_v)
+            if t_s is not None:
+                self._calibrated_drive = self._drive.push(t_s, self._effort_v)
+
+    def _effort_kind(self) -> str:
+        return "calibrated" if self._drive.calibrated else "relative"
 
     def _effort_pct(self) -> float | None:
+        if self._drive.calibrated:
+            return None if self._calibrated_drive is None else 100.0 * self._calibrated_drive
         if self._effort_v is None or self._effort_max_v <= 0:
             return None
         return 100.0 * self._effort_v / self._effort_max_v
@@ -180,6 +194,7 @@ class ConsoleState:
                 "points": {"t": [p[1] for p in pts], "angle_deg": [p[2] for p in pts],
                            "target_deg": [p[3] for p in pts], "torque_nm": [p[4] for p in pts],
                            "effort_pct": [p[5] for p in pts]},
+                "effort_kind": self._effort_kind(),
                 "window_s": self.config.window_s,
                 "live": live,
                 "safety": dict(self._safety, limits=list(self._safety["limits"])),

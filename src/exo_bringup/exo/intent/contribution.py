@@ -150,3 +150,53 @@ def packets_contribution(packets: Sequence[object], **kwargs: float) -> Contribu
     t = np.concatenate(times)
     order = np.argsort(t, kind="stable")
     return emg_contribution(t[order], np.concatenate(rows)[order], names, **kwargs)
+
+
+class CalibratedDrive:
+    """The same scale, online: extensor RMS values in, the user's drive (0-1) out once the calibration is over.
+
+    Feed it the mean extensor RMS of consecutive windows (any envelope: band-passed or not, the ratio to the
+    calibration cancels the scale) with their stamps. During the stream's first ``CALIBRATION`` seconds it
+    learns the rest level and the drive-0.5 activity and returns None; after that it returns
+    ``0.5 * activity / activity_ext`` clipped to [0, 1]. A stream that goes back in time (a new run) starts
+    over. :attr:`calibrated` is False when the stream did not start with the calibration (no activity above
+    rest in its extend segment): the caller then has no absolute scale.
+    """
+
+    def __init__(self, edge_s: float = 0.5) -> None:
+        self.edge_s = float(edge_s)
+        self.calibration_s = sum(d for _, d, _ in CALIBRATION)
+        self._reset(None)
+
+    def _reset(self, t0: float | None) -> None:
+        self.t0, self.last_t = t0, t0
+        self._rest_power: list[float] = []
+        self._extend_rms: list[float] = []
+        self.rest_v: float | None = None
+        self.reference_v: float | None = None
+        self.calibrated = False
+
+    def push(self, t_s: float, rms_v: float) -> float | None:
+        """The drive at ``t_s`` (None during the calibration or without one)."""
+        if not (math.isfinite(t_s) and math.isfinite(rms_v)):
+            return None
+        if self.t0 is None or self.last_t is None or t_s < self.last_t:
+            self._reset(t_s)
+        self.last_t = t_s
+        rel = t_s - self.t0
+        if rel < self.calibration_s:
+            if any(lo <= rel <= hi for lo, hi in _segments(HOLD, self.edge_s)):
+                self._rest_power.append(rms_v * rms_v)
+            elif any(lo <= rel <= hi for lo, hi in _segments(EXTEND, self.edge_s)):
+                self._extend_rms.append(rms_v)
+            return None
+        if self.rest_v is None:
+            rest = math.sqrt(sum(self._rest_power) / len(self._rest_power)) if self._rest_power else math.inf
+            activity = [math.sqrt(max(0.0, r * r - rest * rest)) for r in self._extend_rms]
+            reference = sum(activity) / len(activity) if activity else 0.0
+            self.rest_v, self.reference_v = rest, reference
+            self.calibrated = math.isfinite(rest) and reference > rest
+        if not self.calibrated:
+            return None
+        drive = CALIBRATION_DRIVE * math.sqrt(max(0.0, rms_v * rms_v - self.rest_v ** 2)) / self.reference_v
+        return min(1.0, max(0.0, drive))

@@ -141,7 +141,7 @@ class ConsoleNode(Node):
             return
         for value in self.envelope.push(convert.stamp_ns(msg.header.stamp), msg.sample_rate_hz, names,
                                         samples.reshape(msg.num_samples, len(names))):
-            self.state.on_emg_envelope(value.channel_names, value.rms_v)
+            self.state.on_emg_envelope(value.channel_names, value.rms_v, value.stamp_ns * 1e-9)
 
     # --- the page's STOP (a worker thread of the web server) ------------------------------------------
     def _request_stop(self) -> tuple[bool, str]:

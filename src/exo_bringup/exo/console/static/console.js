@@ -74,6 +74,8 @@
     $("user").textContent = snap.session.user || "-";
     $("controller").textContent = snap.session.controller || "-";
     $("timer").textContent = fmtTime(snap.session.elapsed_s);
+    $("effort-unit").textContent = snap.effort_kind === "calibrated"
+      ? "(% of a maximal contraction, from the EMG calibration)" : "(% of the session's peak)";
     const live = $("live");
     live.textContent = snap.live ? "live" : "no data";
     live.className = "live " + (snap.live ? "on" : "off");

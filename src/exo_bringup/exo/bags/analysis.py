@@ -184,7 +184,7 @@ class SessionAnalysis:
         return out
 
 
-def _topic_names(session: Session, by_topic: dict[str, list[BagMessage]]) -> dict[str, str]:
+def topic_names(session: Session, by_topic: dict[str, list[BagMessage]]) -> dict[str, str]:
     """Relative contract name -> absolute topic in the bag (the session's namespace, else by suffix)."""
     out: dict[str, str] = {}
     ns = session.metadata.namespace or contract.DEFAULT_NAMESPACE
@@ -371,7 +371,7 @@ def analyze_session(session: Session, trial_duration_s: float | None = None) -> 
     if trial_duration_s is None:
         trial_duration_s = evaluator_trial_duration_s()
     by_topic = session.read_all()
-    names = _topic_names(session, by_topic)
+    names = topic_names(session, by_topic)
 
     def get(rel: str) -> list[BagMessage]:
         return by_topic.get(names.get(rel, ""), [])

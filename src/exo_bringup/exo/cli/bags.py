@@ -35,6 +35,8 @@ from pathlib import Path
 
 import typer
 
+from exo.cli.live import LIVE_HOST_OPTION, LIVE_OPTION, LIVE_PORT_OPTION
+
 
 def _console():
     from rich.console import Console
@@ -198,11 +200,9 @@ def replay(
     session: int = typer.Option(0, "--session", min=0, help="Session number of --user."),
     store: Path = typer.Option(None, "--store", help=_STORE_HELP),
     key_file: Path = typer.Option(None, "--key-file", help=_KEY_HELP),
-    live: bool = typer.Option(False, "--live", help="Serve the replay to Foxglove (live_view, read only) on "
-                              "ws://--live-host:--live-port."),
-    live_host: str = typer.Option("127.0.0.1", "--live-host", help="Address the live view binds to (default "
-                                  "127.0.0.1: this machine only)."),
-    live_port: int = typer.Option(8765, "--live-port", help="TCP port of the live view (Foxglove WebSocket)."),
+    live: bool = LIVE_OPTION,
+    live_host: str = LIVE_HOST_OPTION,
+    live_port: int = LIVE_PORT_OPTION,
 ) -> None:
     """Re-run controller and safety monitor on a bag's sensors; compare the torque commands."""
     from exo.bags.reader import BagError, open_session
@@ -210,10 +210,10 @@ def replay(
 
     console = _console()
     from exo.cli.live import view_arguments
-    from exo.live.net import AddressError
+    from exo.live.net import LOCALHOST, AddressError
 
     try:
-        views = view_arguments(live, live_host, live_port, False, "127.0.0.1", 0)
+        views = view_arguments(live, live_host, live_port, False, LOCALHOST, 0)
     except AddressError as exc:
         console.print(f"[red]exo replay: {exc}[/]")
         raise typer.Exit(2) from None

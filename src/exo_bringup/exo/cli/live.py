@@ -23,6 +23,14 @@ CONSOLE_HELP = "Serve the therapist's console (live plots, safety state, progres
 CONSOLE_HOST_HELP = ("Address the console binds to (default 127.0.0.1: this machine only); any other address "
                      "requires the token printed at start.")
 
+# The options of --live / --console, declared once for exo sim, exo real and exo replay.
+LIVE_OPTION = typer.Option(False, "--live", help=LIVE_HELP)
+LIVE_HOST_OPTION = typer.Option(LOCALHOST, "--live-host", help=LIVE_HOST_HELP)
+LIVE_PORT_OPTION = typer.Option(8765, "--live-port", help="TCP port of the live view (Foxglove WebSocket).")
+CONSOLE_OPTION = typer.Option(False, "--console", help=CONSOLE_HELP)
+CONSOLE_HOST_OPTION = typer.Option(LOCALHOST, "--console-host", help=CONSOLE_HOST_HELP)
+CONSOLE_PORT_OPTION = typer.Option(8080, "--console-port", help="TCP port of the console's page.")
+
 
 def view_arguments(live: bool, live_host: str, live_port: int, console: bool, console_host: str,
                    console_port: int) -> dict[str, str]:

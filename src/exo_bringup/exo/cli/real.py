@@ -20,7 +20,15 @@ from pathlib import Path
 
 import typer
 
-from exo.cli.live import CONSOLE_HELP, CONSOLE_HOST_HELP, LIVE_HELP, LIVE_HOST_HELP, view_arguments
+from exo.cli.live import (
+    CONSOLE_HOST_OPTION,
+    CONSOLE_OPTION,
+    CONSOLE_PORT_OPTION,
+    LIVE_HOST_OPTION,
+    LIVE_OPTION,
+    LIVE_PORT_OPTION,
+    view_arguments,
+)
 from exo.graph import LAUNCH_ARGUMENTS
 from exo.live.net import AddressError
 
@@ -57,12 +65,12 @@ def real(
     timing_report: Path = typer.Option(None, "--timing-report", help="Write a JSON timing report of the run "
                                        "there: worst gap per sensor topic, command sources, safety transitions, "
                                        "CPU per process, the emulated rig's step lateness (docs/drivers.md)."),
-    live: bool = typer.Option(False, "--live", help=LIVE_HELP),
-    live_host: str = typer.Option("127.0.0.1", "--live-host", help=LIVE_HOST_HELP),
-    live_port: int = typer.Option(8765, "--live-port", help="TCP port of the live view (Foxglove WebSocket)."),
-    console_page: bool = typer.Option(False, "--console", help=CONSOLE_HELP),
-    console_host: str = typer.Option("127.0.0.1", "--console-host", help=CONSOLE_HOST_HELP),
-    console_port: int = typer.Option(8080, "--console-port", help="TCP port of the console's page."),
+    live: bool = LIVE_OPTION,
+    live_host: str = LIVE_HOST_OPTION,
+    live_port: int = LIVE_PORT_OPTION,
+    console_page: bool = CONSOLE_OPTION,
+    console_host: str = CONSOLE_HOST_OPTION,
+    console_port: int = CONSOLE_PORT_OPTION,
     user: str = typer.Option("", "--user", help="A user of the encrypted store: the graph runs with the user's caps "
                              "and the session is recorded into the user's records (encrypted)."),
     assess: bool = typer.Option(False, "--assess", help="With --user: run the clinical assessment protocol "

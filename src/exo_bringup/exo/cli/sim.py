@@ -17,7 +17,15 @@ from pathlib import Path
 
 import typer
 
-from exo.cli.live import CONSOLE_HELP, CONSOLE_HOST_HELP, LIVE_HELP, LIVE_HOST_HELP, view_arguments
+from exo.cli.live import (
+    CONSOLE_HOST_OPTION,
+    CONSOLE_OPTION,
+    CONSOLE_PORT_OPTION,
+    LIVE_HOST_OPTION,
+    LIVE_OPTION,
+    LIVE_PORT_OPTION,
+    view_arguments,
+)
 from exo.graph import LAUNCH_ARGUMENTS
 from exo.live.net import AddressError
 
@@ -32,12 +40,12 @@ def sim(
     lockstep: bool = typer.Option(True, "--lockstep/--realtime", help="Lockstep (fast, deterministic) or real-time."),
     policy: str = typer.Option("", help="Exported policy for --controller sac (empty = the default model)."),
     intent: bool = typer.Option(False, "--intent", help="Also run the intent_estimator (EMG -> intent topic)."),
-    live: bool = typer.Option(False, "--live", help=LIVE_HELP),
-    live_host: str = typer.Option("127.0.0.1", "--live-host", help=LIVE_HOST_HELP),
-    live_port: int = typer.Option(8765, "--live-port", help="TCP port of the live view (Foxglove WebSocket)."),
-    console_page: bool = typer.Option(False, "--console", help=CONSOLE_HELP),
-    console_host: str = typer.Option("127.0.0.1", "--console-host", help=CONSOLE_HOST_HELP),
-    console_port: int = typer.Option(8080, "--console-port", help="TCP port of the console's page."),
+    live: bool = LIVE_OPTION,
+    live_host: str = LIVE_HOST_OPTION,
+    live_port: int = LIVE_PORT_OPTION,
+    console_page: bool = CONSOLE_OPTION,
+    console_host: str = CONSOLE_HOST_OPTION,
+    console_port: int = CONSOLE_PORT_OPTION,
     namespace: str = typer.Option("/exo", help="Namespace of the graph."),
     params_file: str = typer.Option("", help="Extra ROS parameter file on top of config/*.yaml."),
     log_level: str = typer.Option("info", help="Log level of the nodes."),

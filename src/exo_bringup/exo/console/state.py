@@ -29,12 +29,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exo.intent.contribution import CalibratedDrive
-from exo.intent.emg_synth import CHANNELS
+from exo.intent.contribution import EXTENSOR_NAMES, CalibratedDrive
 from exo.live.forward import RateLimiter
 
 #: EMG channels over the knee extensors, the agonists of the seated knee-extension task.
-EXTENSOR_CHANNELS: frozenset[str] = frozenset(name for name, _, group in CHANNELS if group == "extensors")
+EXTENSOR_CHANNELS: frozenset[str] = frozenset(EXTENSOR_NAMES)
 
 
 @dataclass(frozen=True)

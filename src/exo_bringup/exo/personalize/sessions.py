@@ -251,17 +251,11 @@ def session_transitions(messages: Mapping[str, Sequence[Any]], env_config: EnvCo
 
 def topic_messages(session: Any) -> dict[str, list[Any]]:
     """Deserialized messages of an opened bag (:class:`exo.bags.reader.Session`) per relative topic name."""
+    from exo.bags.analysis import topic_names
+
     by_topic = session.read_all()
-    ns = session.metadata.namespace or contract.DEFAULT_NAMESPACE
-    out: dict[str, list[Any]] = {}
-    for rel, topic in contract.TOPICS.items():
-        name = topic.resolved(ns)
-        if name not in by_topic:
-            suffix = "/" + rel.lstrip("/")
-            matches = sorted(t for t in by_topic if t.endswith(suffix))
-            name = matches[0] if matches else name
-        out[rel] = [m.msg for m in by_topic.get(name, [])]
-    return out
+    names = topic_names(session, by_topic)
+    return {rel: [m.msg for m in by_topic.get(names.get(rel, ""), [])] for rel in contract.TOPICS}
 
 
 def user_session_transitions(store: Any, user: str, sessions: Sequence[int], card: Mapping[str, Any],

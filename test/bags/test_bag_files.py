@@ -291,3 +291,40 @@ def test_copy_of_a_session_reads_like_the_original(tmp_path: Path):
     a, b = open_session(SAMPLES[0]), open_session(tmp_path / "copy")
     assert sum(1 for _ in a.messages()) == sum(1 for _ in b.messages())
     assert a.metadata == b.metadata
+
+
+def test_interventions_are_the_monitors_own_steps_while_the_controller_runs(tmp_path: Path):
+    """Start-up and shutdown safe stops are not counted, a fallback or an e-stop is, and the monitor's
+    zero-torque last words at shutdown (same stamp as the last step, which the controller decided) are not."""
+    from exo.bags.analysis import intervention_steps
+    from exo_msgs.msg import TorqueCommand
+
+    def command(k: int, source: str) -> bytes:
+        msg = TorqueCommand(joint=contract.KNEE_JOINT, torque=0.0 if source == "safe_stop" else 5.0, source=source,
+                            seq=k)
+        msg.header = convert.header(k * CONTROL_PERIOD_S, contract.KNEE_JOINT)
+        return serialize_message(msg)
+
+    def count(decisions: dict[int, str], last_words: bool, requested=range(1, 10)) -> int:
+        """A session of steps 0..: the controller requests on ``requested``; the monitor decides as given."""
+        path = tmp_path / f"s{len(list(tmp_path.iterdir()))}"
+        clock = time.time_ns()
+        with BagWriter(path, SessionMetadata(user_id="u7", mode="sim", controller="pid")) as w:
+            for k, source in sorted(decisions.items()):
+                clock += 1000
+                if k in requested:
+                    w.write(contract.TORQUE_REQUEST.resolved(NS), contract.TORQUE_REQUEST.msg_type, clock,
+                            command(k, "pid"))
+                w.write(contract.TORQUE_COMMAND.resolved(NS), contract.TORQUE_COMMAND.msg_type, clock + 10,
+                        command(k, source))
+            if last_words:
+                w.write(contract.TORQUE_COMMAND.resolved(NS), contract.TORQUE_COMMAND.msg_type, clock + 20,
+                        command(max(decisions), "safe_stop"))
+        return intervention_steps(open_session(path))
+
+    clean = {0: "safe_stop", **{k: "pid" for k in range(1, 10)}, 10: "safe_stop"}  # start-up, PID, shutdown
+    assert count(clean, last_words=False) == 0
+    assert count({k: v for k, v in clean.items() if k < 10}, last_words=True) == 0  # last words at step 9
+    assert count({**clean, 4: "fallback_pid", 5: "fallback_pid"}, last_words=True) == 2
+    assert count({**clean, 7: "estop", 8: "estop"}, last_words=False) == 2
+    assert count({k: "pid" for k in range(10)}, last_words=False, requested=()) == 0  # no controller: nothing

@@ -33,12 +33,18 @@ def test_sim_bridge_emg_drives_the_intent_estimator_and_the_controller_reads_it(
     commands = probe.subscribe(contract.TORQUE_REQUEST)
     params = _params(tmp_path, "/**/sim_bridge:\n  ros__parameters:\n    emg:\n      voluntary: user\n"
                                "/**/controller:\n  ros__parameters:\n    use_intent: true\n")
-    graph = processes.graph("sim", controller=controller, level="2", lockstep="true", intent="true",
+    graph = processes.graph("sim", start=False, controller=controller, level="2", lockstep="true", intent="true",
                             params_file=params)
+    # the sim bridge last, once the probe hears the estimator: a lockstep run covers the calibration's
+    # seconds of sim time in less wall time than DDS discovery may take, and those estimates are checked
+    graph.start(["controller", "safety_monitor", "intent_estimator"])
+    probe.wait_for_nodes(["controller", "safety_monitor", "intent_estimator"], timeout_s=60.0, graph=graph)
+    probe.wait_for_publishers(contract.INTENT, timeout_s=30.0)
+    graph.start()
     probe.wait_for_nodes(["sim_bridge", "controller", "safety_monitor", "intent_estimator"], timeout_s=60.0,
                          graph=graph)
-    # the node may join after the sim bridge started (it does not wait for it): its calibration
-    # starts with the first packet it receives; wait for one second of real estimates after it
+    # the node's calibration starts with the first packet it receives; wait for one second of real
+    # estimates after it
     probe.wait_for(lambda: sum(m.confidence > 0.0 for m in intents) >= 50, 240.0, "1 s of calibrated estimates")
     probe.spin_for(1.0)
     end = from_time_msg(intents[-1].header.stamp)

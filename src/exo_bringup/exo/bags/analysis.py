@@ -20,6 +20,8 @@ use the recorder's receive times (wall clock, ns).
 - **Safety events** (:func:`safety_events`): every change of the safety
   monitor's state, with its sim time, the state, the reason and the active limits;
   the command sources that reached the actuator.
+- **Interventions** (:func:`intervention_steps`): the control steps the safety monitor decided itself
+  (fallback, safe stop, e-stop) while the controller was running: what assist-as-needed weighs.
 - **Latency** (:func:`loop_latency`): for every ``torque_command``, the receive
   time minus the receive time of the ``joint_states`` sample it answers (same
   stamp): the sensor-to-command time of the whole graph as the recorder saw it.
@@ -40,6 +42,7 @@ import numpy as np
 from exo import contract
 from exo.bags.reader import BagMessage, Session, stamp_s
 from exo.metrics import METRIC_NAMES, TrialMetrics, compute_trial_metrics
+from exo.safety.monitor import SOURCE_ESTOP, SOURCE_SAFE_STOP
 
 #: Default control period of the graph, s.
 CONTROL_PERIOD_S = 1.0 / contract.DEFAULT_CONTROL_RATE_HZ
@@ -301,6 +304,31 @@ def safety_events(status: list[BagMessage]) -> list[SafetyEvent]:
             events.append(SafetyEvent(round(stamp_s(m.msg), 9), str(m.msg.state_name), str(m.msg.reason),
                                       [str(x) for x in m.msg.active_limits]))
     return events
+
+
+def intervention_steps(session: Session) -> int:
+    """Control steps on which the safety monitor took the knee from the controller (a ``fallback_*``,
+    ``safe_stop`` or ``estop`` command), between the controller's first and last request.
+
+    The graph's start-up (the monitor holds a safe stop until the first sample) and its shutdown (the
+    controller stops before the monitor) are not the user's session. A step is judged by its first command
+    (receive order): the monitor's last words at shutdown, a zero-torque safe stop, repeat the stamp of the
+    last step it decided, which the controller's request may have decided.
+    """
+    ns = session.metadata.namespace or contract.DEFAULT_NAMESPACE
+    names = contract.TORQUE_COMMAND.resolved(ns), contract.TORQUE_REQUEST.resolved(ns)
+    found = session.read_all(set(names))
+    commands, requests = found.get(names[0], []), found.get(names[1], [])
+    stamps = [round(stamp_s(m.msg), 9) for m in requests]
+    if not stamps:
+        return 0
+    first, last = min(stamps), max(stamps)
+    decided: dict[float, str] = {}
+    for m in sorted(commands, key=lambda m: m.log_time_ns):
+        decided.setdefault(round(stamp_s(m.msg), 9), str(m.msg.source))
+    return sum(1 for stamp, source in decided.items()
+               if first <= stamp <= last
+               and (source.startswith("fallback_") or source in (SOURCE_SAFE_STOP, SOURCE_ESTOP)))
 
 
 def loop_latency(joint: list[BagMessage], commands: list[BagMessage], deadline_s: float = CONTROL_PERIOD_S,

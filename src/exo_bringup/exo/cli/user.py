@@ -307,7 +307,7 @@ def session_outcome(opened, user_id: str, session: int, contribution: float | No
     """
     import math
 
-    from exo.bags.analysis import analyze_session
+    from exo.bags.analysis import analyze_session, intervention_steps
     from exo.bags.reader import open_session
     from exo.users import StoreError
 
@@ -316,7 +316,7 @@ def session_outcome(opened, user_id: str, session: int, contribution: float | No
     with opened.open_session(user_id, session) as bag:
         recorded = open_session(bag)
         analysis = analyze_session(recorded)
-        interventions = _interventions_while_controlled(recorded)
+        interventions = intervention_steps(recorded)
         if contribution is not None:
             source = "given"
         else:
@@ -339,28 +339,6 @@ def session_outcome(opened, user_id: str, session: int, contribution: float | No
                          f"({'; '.join(analysis.problems) or 'no knee-extension trial in the bag'})")
     return {"final_error_deg": float(sum(errors) / len(errors)), "contribution": contribution,
             "interventions": int(interventions), "trials": len(errors), "contribution_source": source}
-
-
-def _interventions_while_controlled(recorded) -> int:
-    """Control steps on which the safety monitor took over (fallback, safe stop, e-stop) between the
-    controller's first and last request of the session: the graph's start-up (the monitor holds a safe stop
-    until the first sample) and its shutdown (the controller stops before the monitor) are not the user's
-    session."""
-    from exo import contract
-    from exo.ros.convert import stamp_ns
-    from exo.safety.monitor import SOURCE_ESTOP, SOURCE_SAFE_STOP
-
-    ns = recorded.metadata.namespace or contract.DEFAULT_NAMESPACE
-    commands, requests = contract.TORQUE_COMMAND.resolved(ns), contract.TORQUE_REQUEST.resolved(ns)
-    found = recorded.read_all({commands, requests})
-    stamps = [stamp_ns(m.msg.header.stamp) for m in found.get(requests, [])]
-    if not stamps:
-        return 0
-    first, last = min(stamps), max(stamps)
-    steps = {stamp_ns(m.msg.header.stamp) for m in found.get(commands, [])
-             if (m.msg.source.startswith("fallback_") or m.msg.source in (SOURCE_SAFE_STOP, SOURCE_ESTOP))
-             and first <= stamp_ns(m.msg.header.stamp) <= last}
-    return len(steps)
 
 
 @user_app.command("delete")

@@ -111,11 +111,16 @@ def _latest_before(stamps: list[int], msgs: list[Any], t_ns: int) -> Any | None:
     return msgs[i - 1] if i else None
 
 
-def _by_stamp(msgs: Sequence[Any]) -> tuple[list[int], list[Any]]:
-    """Messages sorted by header stamp (ns), repeated stamps removed (the last received wins)."""
+def _by_stamp(msgs: Sequence[Any], first_wins: bool = False) -> tuple[list[int], list[Any]]:
+    """Messages (in receipt order) sorted by header stamp (ns), repeated stamps removed: the last received
+    wins, or the first with ``first_wins`` (torque commands: a step is decided by its first command; a later
+    one at the same stamp is the safety monitor's zero-torque last words at shutdown, not a decision)."""
     table: dict[int, Any] = {}
     for m in msgs:
-        table[stamp_ns(m.header.stamp)] = m
+        key = stamp_ns(m.header.stamp)
+        if first_wins and key in table:
+            continue
+        table[key] = m
     keys = sorted(table)
     return keys, [table[k] for k in keys]
 
@@ -165,7 +170,7 @@ def session_transitions(messages: Mapping[str, Sequence[Any]], env_config: EnvCo
         ("thigh", contract.IMU_THIGH.name), ("shank", contract.IMU_SHANK.name),
         ("interaction", contract.INTERACTION_SHANK.name), ("intent", contract.INTENT.name))}
     requests = dict(zip(*_by_stamp(messages[contract.TORQUE_REQUEST.name]), strict=True))
-    commands = dict(zip(*_by_stamp(messages[contract.TORQUE_COMMAND.name]), strict=True))
+    commands = dict(zip(*_by_stamp(messages[contract.TORQUE_COMMAND.name], first_wins=True), strict=True))
 
     rows: list[tuple[np.ndarray, float, float, bool, int, int]] = []  # obs, action, reward, intervened, trial, t
     dropped: dict[str, int] = {}

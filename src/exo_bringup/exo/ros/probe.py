@@ -43,6 +43,7 @@ class RosProbe:
         self.executor.add_node(self.node)
         self.namespace = namespace
         self.received: dict[str, list[Any]] = {}
+        self.subscriptions: dict[str, Any] = {}
 
     def _name(self, topic: Topic | str) -> str:
         """Absolute name: contract topics and relative names resolve under the probe's namespace."""
@@ -64,7 +65,7 @@ class RosProbe:
             qos.depth = 1000
             qos.deadline = Duration()
         box = self.received.setdefault(name, [])
-        self.node.create_subscription(interface_class(type_name), name, box.append, qos)
+        self.subscriptions[name] = self.node.create_subscription(interface_class(type_name), name, box.append, qos)
         return box
 
     def publisher(self, topic: Topic | str, msg_type: str | None = None, qos: QoSProfile | None = None):
@@ -109,6 +110,13 @@ class RosProbe:
     def wait_for_subscribers(self, publisher, count: int = 1, timeout_s: float = 10.0) -> None:
         self.wait_for(lambda: publisher.get_subscription_count() >= count, timeout_s,
                       f"{count} subscriber(s) on {publisher.topic_name}")
+
+    def wait_for_publishers(self, topic: Topic | str, count: int = 1, timeout_s: float = 10.0) -> None:
+        """Spin until the probe's subscription to ``topic`` (made by :meth:`subscribe`) has matched ``count``
+        publishers: from then on it receives what they publish."""
+        sub = self.subscriptions[self._name(topic)]
+        self.wait_for(lambda: sub.get_publisher_count() >= count, timeout_s,
+                      f"{count} publisher(s) on {sub.topic_name}")
 
     def call(self, srv_type: str, name: str, request: Any | None = None, timeout_s: float = 10.0) -> Any:
         """Call a service (waits for it), returning the response."""

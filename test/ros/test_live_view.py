@@ -113,7 +113,9 @@ def test_live_view_serves_the_runs_messages_rate_limited_and_read_only(processes
             assert f.payload == recorded[name][f.log_time_ns], f"{name} at {f.log_time_ns} ns differs from the bag"
         stamps = np.array([f.log_time_ns for f in frames])
         rate = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) * 1e-9)
-        assert 45.0 <= rate <= 50.5, f"{name}: {rate:.1f} Hz forwarded"
+        # at most the cap; at least 70 % of it: the lockstep graph runs faster than real time, and on a loaded
+        # machine the live view can miss both messages of a 20 ms bin (keep-last QoS, as a live viewer should)
+        assert 35.0 <= rate <= 50.5, f"{name}: {rate:.1f} Hz forwarded"
         bins = (stamps + PERIOD_NS) // (2 * PERIOD_NS)  # the limiter's 20 ms bins, centred on multiples of 20 ms
         assert np.all(np.diff(bins) >= 1), f"{name}: two messages in one 20 ms bin"
         in_span = [s for s in recorded[name] if stamps[0] <= s <= stamps[-1]]

@@ -346,8 +346,9 @@ def test_a_dead_bridge_is_a_safe_stop_within_a_tenth_of_a_second_in_real_time(pr
     commands, joint = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.JOINT_STATES)
     probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
     # past the monitor's stall_warmup_s (1 s of sensor time: a simulator's first steps may be slow)
-    probe.wait_for(lambda: joint and from_time_msg(joint[-1].header.stamp) >= 2.0, 60.0, "2 s of sim time")
-    assert sum(c.source == "pid" for c in commands) >= 100
+    # and the controller in charge for at least 1 s (100 commands) before the bridge dies
+    probe.wait_for(lambda: joint and from_time_msg(joint[-1].header.stamp) >= 2.0
+                   and sum(c.source == "pid" for c in commands) >= 100, 60.0, "2 s of sim time and 100 PID commands")
     graph.kill("sim_bridge", signal.SIGKILL)
     probe.wait_for(lambda: commands[-1].source == "safe_stop", 10.0, "a safe stop")
     last_sample = from_time_msg(joint[-1].header.stamp)

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -182,7 +181,6 @@ def test_replaying_a_bag_reproduces_its_torque_commands(ros_domain: int, tmp_pat
     """`exo replay` (bag player in lockstep, controller, safety monitor, recorder) on the level-3 sample bag:
     the same PID and safety monitor give the recorded torque_command stream bit for bit."""
     out = tmp_path / "replayed"
-    t0 = time.monotonic()
     proc = exo_cli("replay", str(REPO / "bags" / "sim_level3_pid"), "--out", str(out), "--max-diff", "1e-9",
                    "--domain-id", str(ros_domain))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -192,5 +190,5 @@ def test_replaying_a_bag_reproduces_its_torque_commands(ros_domain: int, tmp_pat
     replay = open_session(out)
     assert replay.metadata.mode == "replay" and replay.metadata.source_bag.endswith("sim_level3_pid")
     a = analyze_session(replay)
+    # every step's sample is in the new bag: the player held its first step until the recorder had matched
     assert a.latency is not None and a.latency.count >= 560
-    assert time.monotonic() - t0 > 0  # (wall time is reported by bench/bench_bags.py, not asserted)

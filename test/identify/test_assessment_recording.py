@@ -80,6 +80,20 @@ def test_a_few_lost_samples_are_filled_and_a_long_gap_is_an_error(recorded, tmp_
                                                           skip_topics=("interaction/shank", "interaction/thigh")))
 
 
+def test_a_recording_that_lost_its_first_samples_starts_later_within_the_settling_hold(recorded, tmp_path: Path):
+    """A recorder that matched joint_states after the first command: the lost start of the settling hold is
+    cropped (time still from the first command); a loss reaching into the stretches is an error."""
+    rec, _ = recorded
+    back = AssessmentRecording.from_bag(write_assessment_bag(rec, tmp_path / "late", drop_joint=tuple(range(30))))
+    assert back.n == rec.n - 30 and back.time_s[0] == pytest.approx(0.30)
+    np.testing.assert_allclose(back.time_s, rec.time_s[30:], atol=1e-9)
+    np.testing.assert_allclose(back.angle_rad, rec.angle_rad[30:], atol=1e-12)
+    assert back.metadata["cropped_start_s"] == "0.30"
+    assert "cropped_start_s" not in AssessmentRecording.from_bag(write_assessment_bag(rec, tmp_path / "all")).metadata
+    with pytest.raises(RecordingError, match=r"lacks the first 0.60 s of the assessment .* at most 0.50 s"):
+        AssessmentRecording.from_bag(write_assessment_bag(rec, tmp_path / "later", drop_joint=tuple(range(60))))
+
+
 def test_bad_bags_give_one_clear_error(recorded, tmp_path: Path):
     rec, _ = recorded
     with pytest.raises(RecordingError, match="not an assessment recording: the session's controller is 'pid'"):

@@ -342,9 +342,10 @@ def test_resetting_is_not_a_network_service_and_needs_the_runs_token(processes, 
 
 
 def test_a_dead_bridge_is_a_safe_stop_within_a_tenth_of_a_second_in_real_time(processes, probe):
-    graph = processes.graph("sim", controller="pid", level="1", lockstep="false")
     commands, joint = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.JOINT_STATES)
+    graph = processes.graph("sim", controller="pid", level="1", lockstep="false", paused="true")
     probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
+    probe.start_source()  # once the probe has matched: it must see the last sample before the kill
     # past the monitor's stall_warmup_s (1 s of sensor time: a simulator's first steps may be slow)
     # and the controller in charge for at least 1 s (100 commands) before the bridge dies
     probe.wait_for(lambda: joint and from_time_msg(joint[-1].header.stamp) >= 2.0

@@ -211,10 +211,20 @@ TOPICS: dict[str, Topic] = {
 #: (``exo reset`` with the run's 0600 token, or the reset button on hardware; docs/safety.md).
 ESTOP_SERVICE = "safety/estop"
 SIM_RESET_SERVICE = "sim/reset"
+#: Starts a sensor source that was launched paused (``paused:=true``): sim bridge and bag player only,
+#: never a hardware driver, so it is open like the e-stop.
+SOURCE_START_SERVICE = "source/start"
+#: The recorder's word to a source that awaits it (``record:=true``): it has matched every publisher it
+#: discovered, so it records the run from its first sample.
+RECORDER_READY_SERVICE = "source/recorder_ready"
 #: name -> (srv type, description).
 SERVICES: dict[str, tuple[str, str]] = {
     ESTOP_SERVICE: ("std_srvs/srv/Trigger", "Latch the emergency stop (zero torque until a local reset)."),
     SIM_RESET_SERVICE: ("std_srvs/srv/Trigger", "Start a new trial in the twin (new subject from the seed)."),
+    SOURCE_START_SERVICE: ("std_srvs/srv/Trigger", "Start the run of a sim bridge or bag player launched with "
+                           "paused:=true (its first step waits for this call)."),
+    RECORDER_READY_SERVICE: ("std_srvs/srv/Trigger", "Called by the recorder once it has matched every publisher "
+                             "it discovered: a source launched with record:=true leaves its first step then."),
 }
 
 

@@ -107,6 +107,11 @@ LAUNCH_ARGUMENTS: dict[str, LaunchArgument] = {
     "session_info": LaunchArgument(
         "", "More session metadata for the bag, 'key=value' pairs separated by commas (twin=full,level=3)."
     ),
+    "paused": LaunchArgument(
+        "false", "The sensor source (sim bridge, bag player) holds its first step until the source/start service "
+        "is called: whatever must see the run from its first sample (a probe, a live view) subscribes first.",
+        bool, ("true", "false"),
+    ),
     "bag": LaunchArgument("", "Bag the replay graph plays (session folder, bag folder or .mcap file)."),
     "rate": LaunchArgument(
         "0.0", "Replay speed, simulated s per wall s; 0 = lockstep (as fast as the graph answers).", float
@@ -265,7 +270,7 @@ NODES: tuple[NodeSpec, ...] = (
         modes=frozenset({"sim"}),
         param_files=("task.yaml", "sim_bridge.yaml", "actuator_guard.yaml"),
         arg_params={"twin": "twin", "level": "level", "subject_seed": "subject_seed", "lockstep": "lockstep",
-                    "await_recorder": "record"},
+                    "await_recorder": "record", "start_paused": "paused"},
         secrets=("command_key_file",),
     ),
     NodeSpec(
@@ -274,7 +279,7 @@ NODES: tuple[NodeSpec, ...] = (
         module="exo.nodes.bag_player",
         modes=frozenset({"replay"}),
         param_files=("bag_player.yaml",),
-        arg_params={"bag": "bag", "rate": "rate", "await_recorder": "record"},
+        arg_params={"bag": "bag", "rate": "rate", "await_recorder": "record", "start_paused": "paused"},
     ),
     # --- real mode: the hardware drivers are the sensor source and actuator sink (config/drivers.yaml) ---
     NodeSpec(

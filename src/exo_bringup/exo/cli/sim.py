@@ -112,6 +112,7 @@ def run_sim_graph(console, command: str, arguments: dict[str, str], duration: fl
     if "ROS_AUTOMATIC_DISCOVERY_RANGE" in os.environ:  # the user's choice wins
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]
     arguments = dict(arguments)
+    arguments.setdefault("paused", "true")  # the watcher starts the bridge once it has matched its publishers
     if record is not None:
         arguments.update(record="true", record_dir=str(record), user_id=user_id, session_info=session_info)
     try:
@@ -133,8 +134,8 @@ def run_sim_graph(console, command: str, arguments: dict[str, str], duration: fl
     monitor = None
     try:
         monitor = SimMonitor(domain, runner.namespace)  # first, so that it sees the trial from its start
-        # The sim bridge (the source of every sample) starts last: the trial begins with its first
-        # sample, and by then this watcher has matched the controller's and monitor's publishers.
+        # The sim bridge (the source of every sample) starts last and paused: the trial begins with its
+        # first sample once this watcher has matched the bridge's, controller's and monitor's publishers.
         source = "sim_bridge"
         runner.start([n.name for n in runner.nodes if n.name != source])
         pending = [n.name for n in runner.nodes if n.name != source]
@@ -150,6 +151,8 @@ def run_sim_graph(console, command: str, arguments: dict[str, str], duration: fl
         print_view_addresses(console, runner)
         runner.start([source])
         monitor.wait_until_up(runner, [source], startup_timeout, on_ready=ready)
+        if arguments["paused"] == "true":
+            monitor.start_source(startup_timeout)
         wall0 = time.monotonic()
         with console.status("waiting for the first sensor sample") as status:
             while monitor.sim_time_s is None or monitor.sim_time_s < duration:

@@ -39,6 +39,9 @@ CONTROL_PERIOD_S = 1.0 / contract.DEFAULT_CONTROL_RATE_HZ
 SIGNALS: tuple[str, ...] = ("time_s", "angle_rad", "velocity_rad_s", "motor_torque_nm", "interaction_torque_nm")
 #: Longest run of lost samples filled by linear interpolation when reading a bag, samples.
 MAX_FILLED_GAP = 5
+#: Settling hold a recording must keep when its first samples were lost (a recorder that matched the
+#: sensor publishers late): the loss is cropped if it ends this long before the first stretch, s.
+MIN_KEPT_SETTLE_S = 0.5
 #: Metadata key (session metadata / custom data) that may hold the protocol as JSON.
 PROTOCOL_METADATA_KEY = "protocol"
 
@@ -163,7 +166,11 @@ class AssessmentRecording:
         (angle, velocity, motor torque), ``torque_command`` (the protocol starts at the stamp of the first
         command, i.e. the first control step) and ``interaction/shank`` (else ``interaction/thigh``,
         ``wrench.torque.y``). Samples are de-duplicated by stamp (the last received wins); up to
-        :data:`MAX_FILLED_GAP` consecutive lost samples are filled by linear interpolation.
+        :data:`MAX_FILLED_GAP` consecutive lost samples are filled by linear interpolation. A recording
+        whose first sensor samples are missing (its recorder matched a sensor publisher after the first
+        command) starts at its first complete sample instead, its time still counted from the first
+        command, provided at least :data:`MIN_KEPT_SETTLE_S` of the settling hold is left; the
+        metadata's ``cropped_start_s`` says how much was lost.
 
         Args:
             path: the bag.
@@ -232,10 +239,23 @@ class AssessmentRecording:
             inter_by_stamp[int(round(stamp_s(m.msg) / CONTROL_PERIOD_S))] = float(m.msg.wrench.torque.y)
         k0 = int(round(t0 / CONTROL_PERIOD_S))
         k_end = max(joint_by_stamp)
-        if k_end - k0 < 100:
-            raise RecordingError(f"{path}: the assessment recording holds {max(k_end - k0 + 1, 0)} joint_states "
+        # the first step with both sensor samples: a recorder that matched a publisher late lost the ones before
+        complete = sorted(k for k in joint_by_stamp if k >= k0 and k in inter_by_stamp)
+        k_first = complete[0] if complete else k0
+        cropped_s = (k_first - k0) * CONTROL_PERIOD_S
+        if cropped_s > 0:
+            if cropped_s > protocol.settle_s - MIN_KEPT_SETTLE_S:
+                raise RecordingError(f"{path}: the recording lacks the first {cropped_s:.2f} s of the assessment "
+                                     f"(sensor samples start at t = {cropped_s:.2f} s; at most "
+                                     f"{protocol.settle_s - MIN_KEPT_SETTLE_S:.2f} s of the settling hold may be "
+                                     "missing)")
+            k0_kept = k_first
+        else:
+            k0_kept = k0
+        if k_end - k0_kept < 100:
+            raise RecordingError(f"{path}: the assessment recording holds {max(k_end - k0_kept + 1, 0)} joint_states "
                                  "samples after its first command (need at least 1 s)")
-        ks = np.arange(k0, k_end + 1)
+        ks = np.arange(k0_kept, k_end + 1)
         angle = np.full(len(ks), np.nan)
         velocity = np.full(len(ks), np.nan)
         effort = np.full(len(ks), np.nan)
@@ -261,6 +281,8 @@ class AssessmentRecording:
             is_joint = label == contract.JOINT_STATES.name
             _fill_gaps(a, label, path, velocity if is_joint else None, effort if is_joint else None)
         md = {k: v for k, v in meta.to_dict().items() if v}
+        if cropped_s > 0:
+            md["cropped_start_s"] = f"{cropped_s:.2f}"
         return cls(time_s=(ks - k0) * CONTROL_PERIOD_S, angle_rad=angle, velocity_rad_s=velocity,
                    motor_torque_nm=effort, interaction_torque_nm=inter, protocol=protocol, source=str(path),
                    metadata=md)

@@ -18,6 +18,9 @@ Timing (parameter ``rate``):
   graph answered the first step (offered again every ``lockstep_timeout_s`` until then); a
   graph slower than the pace misses samples, as it would live.
 
+With ``start_paused`` (launch argument ``paused:=true``) the first step is held, in both, until the
+``source/start`` service is called.
+
 When the bag is exhausted the node logs a summary and exits with code 0 (a
 launch file then shuts the replay down; ``exo replay`` collects the results).
 """
@@ -77,6 +80,11 @@ class BagPlayer(Node):
                                  qos_profile(contract.TORQUE_COMMAND))
         joint = self.pubs.get(contract.JOINT_STATES.name)
         self.gate = None if joint is None else start_gate.StartGate.from_params(self, joint, self.p)
+        if self.gate is not None:
+            self.gate.offer_start(on_resume=self._lockstep_watch, on_recorder_ready=self._lockstep_watch)
+        elif self.p["start_paused"]:
+            raise ParameterError("parameter 'start_paused': the bag has no joint_states, so the player has no "
+                                 "first step to hold")
         self.k = 0
         self.started = False
         self.timeouts = 0

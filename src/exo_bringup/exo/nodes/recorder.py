@@ -12,6 +12,10 @@ reliable subscription would not match a best-effort publisher), reliable for
 commands, transient local for the latched safety status (so the state at the
 recorder's start is in the bag).
 
+Start: a sim bridge or bag player launched with ``record:=true`` holds its first step until this
+recorder says, through ``source/recorder_ready``, that it has matched every publisher it discovered
+(:mod:`exo.ros.start_gate`): the bag then starts with the run's first sample.
+
 Shutdown (SIGINT/SIGTERM) closes the bag (summary, footer, metadata.yaml). A
 SIGKILL loses at most the last ``flush_period_s`` of messages (see
 :mod:`exo.bags.writer`).
@@ -26,6 +30,7 @@ from pathlib import Path
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.node import Node
+from std_srvs.srv import Trigger
 
 from exo import contract
 from exo.bags.writer import BagWriter, SessionMetadata, current_commit
@@ -47,6 +52,9 @@ PARAMS = [
     Param("flush_period_s", 0.5, "Write buffered messages to disk at least this often (bounds the loss on a "
           "crash), s; 0 = every 1 MiB only.", 0.0, 60.0),
     Param("queue_depth", 1000, "Subscription queue depth per topic (messages).", 1, 100000),
+    Param("announce_ready_s", 60.0, "Wall seconds from the start during which the recorder tells a sensor source "
+          "that awaits it (record:=true) when its subscriptions have matched every publisher it discovered "
+          "(source/recorder_ready), s; 0 = never.", 0.0, 600.0),
 ]
 
 
@@ -86,10 +94,38 @@ class Recorder(Node):
             name = topic.resolved(namespace)
             self.subscriptions_by_topic[name] = self.create_subscription(
                 interface_class(topic.msg_type), topic.name, self._writer_for(name, topic.msg_type), qos, raw=True)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.p["flush_period_s"] > 0:
-            steady = Clock(clock_type=ClockType.STEADY_TIME)
             self.create_timer(self.p["flush_period_s"] / 2, self.writer.flush_if_due, clock=steady)
+        self.started_at = time.monotonic()
+        self.ready_client = self.create_client(Trigger, contract.RECORDER_READY_SERVICE)
+        self.ready_call = None
+        self.ready_timer = (self.create_timer(0.05, self._announce_ready, clock=steady)
+                            if self.p["announce_ready_s"] > 0 else None)
         self.get_logger().info(f"recording {len(contract.TOPICS)} topics under {namespace} into {path}")
+
+    def matched_every_publisher(self) -> bool:
+        """The joint_states subscription has a publisher, and each subscription has matched every publisher of
+        its topic this node has discovered (a publisher can count this subscriber before this side has matched,
+        and until then what it sends is dropped here)."""
+        joint = self.subscriptions_by_topic[contract.JOINT_STATES.resolved(self.get_namespace())]
+        if joint.get_publisher_count() == 0:
+            return False
+        return all(sub.get_publisher_count() >= self.count_publishers(name)
+                   for name, sub in self.subscriptions_by_topic.items())
+
+    def _announce_ready(self) -> None:
+        """Call source/recorder_ready once, when matched and a source offers it (within announce_ready_s)."""
+        if self.ready_call is not None:
+            if self.ready_call.done():
+                self.destroy_timer(self.ready_timer)
+                self.get_logger().info("told the sensor source: recording from its first sample")
+            return
+        if time.monotonic() - self.started_at > self.p["announce_ready_s"]:
+            self.destroy_timer(self.ready_timer)  # no source awaits this recorder (hardware graph, or it started)
+            return
+        if self.matched_every_publisher() and self.ready_client.service_is_ready():
+            self.ready_call = self.ready_client.call_async(Trigger.Request())
 
     def _writer_for(self, name: str, msg_type: str):
         write = self.writer.write

@@ -6,7 +6,7 @@ Publishes ``/clock``, ``joint_states``, ``imu/thigh``, ``imu/shank``,
 ``emg.packet_s``, subject seeded by the trial's seed); with ``emg.voluntary: user`` a
 simulated user (:class:`exo.intent.drive.VoluntaryUser`) drives the knee muscles on top of
 the spastic reflex, starting with the calibration protocol; applies
-``torque_command`` to the twin's exo motor; offers ``sim/reset``.
+``torque_command`` to the twin's exo motor; offers ``sim/reset`` and ``source/start``.
 
 Timing modes:
 
@@ -21,6 +21,9 @@ Timing modes:
   matched (:class:`exo.ros.start_gate.StartGate`).
 - **real time**: a steady-clock timer steps the twin at the control rate scaled
   by ``realtime_factor``, applying the latest command through the same actuator guard.
+
+In both, ``start_paused`` (launch argument ``paused:=true``) holds the first step until the
+``source/start`` service is called; a paused real-time bridge publishes nothing until then.
 
 **The actuator.** Torque reaches the twin's exo motor only through
 :class:`exo.safety.actuator_guard.ActuatorGuard`, the same core as the hardware actuator driver's:
@@ -107,13 +110,15 @@ class SimBridge(Node):
 
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(1.0, self._publish_diagnostics, clock=self.steady)
+        self.gate = start_gate.StartGate.from_params(self, self.pub_joint, self.p)
         self._reset_trial()
         if self.p["lockstep"]:
             self.awaiting_since = time.monotonic()
             self.started = False
-            self.gate = start_gate.StartGate.from_params(self, self.pub_joint, self.p)
+            self.gate.offer_start(on_resume=self._lockstep_watch, on_recorder_ready=self._lockstep_watch)
             self.create_timer(self.p["lockstep_timeout_s"] / 5, self._lockstep_watch, clock=self.steady)
         else:
+            self.gate.offer_start(on_resume=self._publish)  # step 0, then the timer's steps
             period = self.twin.control_timestep_s / self.p["realtime_factor"]
             self.create_timer(period, self._realtime_tick, clock=self.steady)
         self.get_logger().info(
@@ -132,7 +137,8 @@ class SimBridge(Node):
         self.trial_start_s = self.state.measurements.time_s + self.time_offset_s
         self.sim_time_s = self.trial_start_s
         self._reset_emg(seed)
-        self._publish()
+        if self.p["lockstep"] or not self.gate.paused:  # real time, paused: not a sample before the start
+            self._publish()
 
     def _reset_emg(self, seed: int) -> None:
         """New subject's electrodes (and voluntary user) for the trial of ``seed``."""
@@ -236,6 +242,8 @@ class SimBridge(Node):
         self.awaiting_since = time.monotonic()
 
     def _realtime_tick(self) -> None:
+        if self.gate.paused:
+            return
         self._step()
 
     # --- publishing --------------------------------------------------------

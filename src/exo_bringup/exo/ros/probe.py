@@ -118,6 +118,25 @@ class RosProbe:
         self.wait_for(lambda: sub.get_publisher_count() >= count, timeout_s,
                       f"{count} publisher(s) on {sub.topic_name}")
 
+    def start_source(self, topics: list[Topic | str] | None = None, timeout_s: float = 60.0) -> None:
+        """Start a graph launched with ``paused:=true`` once this probe can see it from its first sample.
+
+        Waits until the probe's subscription to each of ``topics`` (default: every topic it subscribed
+        to) has matched a publisher, then calls the sensor source's ``source/start`` service
+        (:data:`exo.contract.SOURCE_START_SERVICE`, see :mod:`exo.ros.start_gate`).
+        """
+        from exo.contract import SOURCE_START_SERVICE
+
+        names = [self._name(t) for t in topics] if topics is not None else list(self.subscriptions)
+        end = time.monotonic() + timeout_s
+        for name in names:
+            sub = self.subscriptions[name]
+            self.wait_for(lambda sub=sub: sub.get_publisher_count() >= 1, max(0.0, end - time.monotonic()),
+                          f"a publisher on {name} before starting the source")
+        response = self.call("std_srvs/srv/Trigger", SOURCE_START_SERVICE, timeout_s=max(1.0, end - time.monotonic()))
+        if not response.success:
+            raise RuntimeError(f"{SOURCE_START_SERVICE} refused: {response.message}")
+
     def call(self, srv_type: str, name: str, request: Any | None = None, timeout_s: float = 10.0) -> Any:
         """Call a service (waits for it), returning the response."""
         cls = interface_class(srv_type)

@@ -48,7 +48,10 @@ class SimMonitor:
             qos = qos_profile(topic)
             qos.depth = 1000  # a watcher must not lose samples when it is slower than the graph
             qos.deadline = Duration()
-            return node.create_subscription(interface_class(topic.msg_type), topic.resolved(namespace), callback, qos)
+            subscription = node.create_subscription(interface_class(topic.msg_type), topic.resolved(namespace),
+                                                    callback, qos)
+            self.probe.subscriptions[topic.resolved(namespace)] = subscription
+            return subscription
 
         sub(contract.JOINT_STATES, self._on_joint)
         self._graph_outputs = {
@@ -57,6 +60,11 @@ class SimMonitor:
         }
         sub(contract.SIM_TRUTH, self._on_truth)
         self.namespace = namespace
+
+    def start_source(self, timeout_s: float) -> None:
+        """Start a sensor source launched with ``paused:=true`` once this watcher has matched the publishers of
+        joint_states, torque_command and the safety status (see :meth:`exo.ros.probe.RosProbe.start_source`)."""
+        self.probe.start_source([contract.JOINT_STATES, contract.TORQUE_COMMAND, contract.SAFETY_STATUS], timeout_s)
 
     # --- callbacks -------------------------------------------------------
     def _on_joint(self, msg) -> None:

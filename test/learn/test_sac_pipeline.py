@@ -31,6 +31,7 @@ from exo.learn.config import SacConfig, load_sac_config
 from exo.learn.evaluation import evaluate_controller
 from exo.learn.export import check_observations
 from exo.learn.sac import build_model, make_vec_env, train
+from exo.params import ConfigError
 
 TINY = {  # the SB3 learner, as the committed policies were trained (test_sbx_learner.py: SBX)
     "learner": "sb3",
@@ -147,6 +148,15 @@ def test_same_seed_same_transitions_and_weights():
     assert np.array_equal(a1, a2) and np.array_equal(o1, o2)
     assert all(torch.equal(x, y) for x, y in zip(w1, w2, strict=True))
     assert not np.array_equal(a1, a3)
+
+
+def test_list_settings_from_the_command_line():
+    """--set levels=... as a user writes it: "1,3", "1 3" or "[1, 3]"; anything else names the setting."""
+    for text in ("1,3", "1 3", "[1, 3]", " [1,3] "):
+        assert SacConfig().with_overrides(levels=text).levels == (1, 3)
+    assert SacConfig().with_overrides(net_arch="[64, 64]").net_arch == (64, 64)
+    with pytest.raises(ConfigError, match="levels: expected integers such as 1,3 or \\[1, 3\\], got 'one'"):
+        SacConfig().with_overrides(levels="one")
 
 
 def test_numpy_gelu_is_torch_exact_gelu():

@@ -173,8 +173,11 @@ class SacConfig:
 def _coerce(name: str, value: Any) -> Any:
     """YAML / command-line values to the field's type: lists -> tuples, ints -> floats for float fields."""
     if name in ("net_arch", "levels"):
-        if isinstance(value, str):
-            value = [int(part) for part in value.replace(",", " ").split()]
+        if isinstance(value, str):  # "1,3", "1 3" or "[1, 3]" (a --set value)
+            try:
+                value = [int(part) for part in value.strip().strip("[]").replace(",", " ").split()]
+            except ValueError:
+                raise ConfigError(f"{name}: expected integers such as 1,3 or [1, 3], got {value!r}") from None
         if isinstance(value, int):
             value = [value]
         return tuple(value)

@@ -12,7 +12,8 @@
   scaling, network, the training record (twin, level distribution, steps, seed,
   commit, wall time, configuration), the evaluation of the exported weights on
   the run's fixed subjects, file hashes, and the measured agreement of the three
-  formats with torch on random observations (must be within 1e-5).
+  formats with torch on random observations (float64 numpy within 1e-5 of torch in float64; the
+  float32 runtimes within 1e-4 of torch in float32).
 
 Only the deterministic path is exported (:mod:`exo.learn.actor`): SAC's stochastic
 actor samples ``tanh(mu + sigma * eps)`` during training; deployment uses the mean
@@ -57,8 +58,12 @@ from exo.learn.learners import load_model, run_learner
 from exo.learn.rundir import RunDir
 from exo.records import json_safe
 
-#: Largest |difference| allowed between torch and each exported format.
+#: Largest |action difference| allowed between the float64 numpy actor and torch in float64 (the formula).
 TOLERANCE = 1e-5
+#: Largest |action difference| allowed between a float32 runtime (ONNX, TorchScript) and torch in float32.
+#: Float32 rounding through the network reaches ~2e-5 on observations at the env's extreme bounds (one
+#: trained residual actor: 1.4e-5 for ONNX); 1e-4 of the action range is 0.01 N m at 100 N m.
+FLOAT32_TOLERANCE = 1e-4
 #: ONNX opset of policy.onnx.
 ONNX_OPSET = 17
 #: Units of the observation entries (SI value = obs * scale).
@@ -137,7 +142,7 @@ def consistency(folder: Path, module: DeterministicActor, n: int = 1000) -> dict
     is torch's float32 rounding (~1e-6, up to ~2e-5 on observations at the env's extreme
     bounds); ``numpy_vs_torch_float64_max_abs`` compares with torch in float64 and checks
     the implementation itself (~1e-14). :func:`write_policy` gates the float64 pair and the
-    float32 runtimes (ONNX, TorchScript vs torch float32) on :data:`TOLERANCE`.
+    float32 runtimes (ONNX, TorchScript vs torch float32) on :data:`FLOAT32_TOLERANCE`.
     """
     obs = check_observations(n)
     with torch.no_grad():
@@ -156,6 +161,7 @@ def consistency(folder: Path, module: DeterministicActor, n: int = 1000) -> dict
         "onnx_vs_torch_max_abs": float(np.max(np.abs(OnnxActor(folder / ONNX_NAME)(obs) - reference))),
         "torchscript_vs_torch_max_abs": float(np.max(np.abs(ts - reference))),
         "tolerance": TOLERANCE,
+        "float32_tolerance": FLOAT32_TOLERANCE,
     }
 
 
@@ -192,7 +198,8 @@ def write_policy(
     ``residual``: the card entry of a residual policy (:meth:`exo.control.residual.ResidualSpec.to_dict`).
 
     Raises:
-        ValueError: a format disagrees with torch by more than :data:`TOLERANCE`.
+        ValueError: a format disagrees with torch by more than :data:`TOLERANCE` (float64 numpy) or
+            :data:`FLOAT32_TOLERANCE` (ONNX, TorchScript).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,8 +210,9 @@ def write_policy(
     check = consistency(out, module)
     # like with like: the float32 runtimes (ONNX, TorchScript) against torch in float32, the float64
     # numpy actor against torch in float64; numpy vs torch-float32 is torch's own rounding (reported)
-    gated = ("numpy_vs_torch_float64_max_abs", "onnx_vs_torch_max_abs", "torchscript_vs_torch_max_abs")
-    worst = max(check[k] for k in gated)
+    limits = {"numpy_vs_torch_float64_max_abs": TOLERANCE, "onnx_vs_torch_max_abs": FLOAT32_TOLERANCE,
+              "torchscript_vs_torch_max_abs": FLOAT32_TOLERANCE}
+    over = {k: check[k] for k, limit in limits.items() if check[k] > limit}
     hidden, _ = actor_layers(module)
     card = {
         "format": "exo-sac-policy",
@@ -234,8 +242,9 @@ def write_policy(
         "consistency": check,
     }
     (out / CARD_NAME).write_text(json.dumps(json_safe(card), indent=2, allow_nan=False) + "\n")
-    if worst > TOLERANCE:
-        raise ValueError(f"exported policy disagrees with torch by {worst:.3g} > {TOLERANCE} ({check})")
+    if over:
+        raise ValueError("exported policy disagrees with torch: " + ", ".join(
+            f"{k} {v:.3g} > {limits[k]:g}" for k, v in over.items()) + f" ({check})")
     return card
 
 

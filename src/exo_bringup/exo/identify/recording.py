@@ -240,18 +240,13 @@ class AssessmentRecording:
         k0 = int(round(t0 / CONTROL_PERIOD_S))
         k_end = max(joint_by_stamp)
         # the first step with both sensor samples: a recorder that matched a publisher late lost the ones before
-        complete = sorted(k for k in joint_by_stamp if k >= k0 and k in inter_by_stamp)
-        k_first = complete[0] if complete else k0
-        cropped_s = (k_first - k0) * CONTROL_PERIOD_S
-        if cropped_s > 0:
-            if cropped_s > protocol.settle_s - MIN_KEPT_SETTLE_S:
-                raise RecordingError(f"{path}: the recording lacks the first {cropped_s:.2f} s of the assessment "
-                                     f"(sensor samples start at t = {cropped_s:.2f} s; at most "
-                                     f"{protocol.settle_s - MIN_KEPT_SETTLE_S:.2f} s of the settling hold may be "
-                                     "missing)")
-            k0_kept = k_first
-        else:
-            k0_kept = k0
+        k0_kept = min((k for k in joint_by_stamp if k >= k0 and k in inter_by_stamp), default=k0)
+        cropped_s = (k0_kept - k0) * CONTROL_PERIOD_S
+        if cropped_s > 0 and cropped_s > protocol.settle_s - MIN_KEPT_SETTLE_S:
+            raise RecordingError(f"{path}: the recording lacks the first {cropped_s:.2f} s of the assessment "
+                                 f"(sensor samples start at t = {cropped_s:.2f} s; at most "
+                                 f"{protocol.settle_s - MIN_KEPT_SETTLE_S:.2f} s of the settling hold may be "
+                                 "missing)")
         if k_end - k0_kept < 100:
             raise RecordingError(f"{path}: the assessment recording holds {max(k_end - k0_kept + 1, 0)} joint_states "
                                  "samples after its first command (need at least 1 s)")

@@ -55,18 +55,27 @@ class RosProbe:
 
     def subscribe(self, topic: Topic | str, msg_type: str | None = None, qos: QoSProfile | None = None) -> list[Any]:
         """Collect every message on ``topic`` into a list (returned, and in ``received``)."""
+        box = self.received.setdefault(self._name(topic), [])
+        self.watch(topic, box.append, msg_type, qos)
+        return box
+
+    def watch(self, topic: Topic | str, callback: Callable[[Any], None], msg_type: str | None = None,
+              qos: QoSProfile | None = None) -> Any:
+        """Call ``callback`` with every message on ``topic``; the subscription (also in ``subscriptions``).
+
+        Default QoS: a watcher's, which must see everything: the topic's reliability and durability, a
+        queue of 1,000, no deadline.
+        """
         name = self._name(topic)
         type_name = topic.msg_type if isinstance(topic, Topic) else msg_type
         if type_name is None:
             raise ValueError("msg_type is required for a plain topic name")
         if qos is None:
-            # record everything: the topic's reliability/durability, a deep queue, no deadline
             qos = qos_profile(topic) if isinstance(topic, Topic) else QoSProfile(depth=1000)
             qos.depth = 1000
             qos.deadline = Duration()
-        box = self.received.setdefault(name, [])
-        self.subscriptions[name] = self.node.create_subscription(interface_class(type_name), name, box.append, qos)
-        return box
+        self.subscriptions[name] = self.node.create_subscription(interface_class(type_name), name, callback, qos)
+        return self.subscriptions[name]
 
     def publisher(self, topic: Topic | str, msg_type: str | None = None, qos: QoSProfile | None = None):
         name = self._name(topic)
@@ -130,9 +139,7 @@ class RosProbe:
         names = [self._name(t) for t in topics] if topics is not None else list(self.subscriptions)
         end = time.monotonic() + timeout_s
         for name in names:
-            sub = self.subscriptions[name]
-            self.wait_for(lambda sub=sub: sub.get_publisher_count() >= 1, max(0.0, end - time.monotonic()),
-                          f"a publisher on {name} before starting the source")
+            self.wait_for_publishers(name, 1, max(0.0, end - time.monotonic()))
         response = self.call("std_srvs/srv/Trigger", SOURCE_START_SERVICE, timeout_s=max(1.0, end - time.monotonic()))
         if not response.success:
             raise RuntimeError(f"{SOURCE_START_SERVICE} refused: {response.message}")

@@ -38,27 +38,14 @@ class SimMonitor:
     def __init__(self, domain_id: int, namespace: str, events: bool = False) -> None:
         self.probe = RosProbe(domain_id, namespace, name="exo_sim_monitor", events=events)
         self.trace = Trace()
-        node = self.probe.node
-        from rclpy.duration import Duration
-
-        from exo.ros.qos import qos_profile
-        from exo.ros.types import interface_class
-
-        def sub(topic, callback):
-            qos = qos_profile(topic)
-            qos.depth = 1000  # a watcher must not lose samples when it is slower than the graph
-            qos.deadline = Duration()
-            subscription = node.create_subscription(interface_class(topic.msg_type), topic.resolved(namespace),
-                                                    callback, qos)
-            self.probe.subscriptions[topic.resolved(namespace)] = subscription
-            return subscription
-
-        sub(contract.JOINT_STATES, self._on_joint)
+        # the probe's watcher QoS (a queue of 1,000): no sample is lost when the watcher is slower than the graph
+        watch = self.probe.watch
+        watch(contract.JOINT_STATES, self._on_joint)
         self._graph_outputs = {
-            contract.TORQUE_COMMAND.name: sub(contract.TORQUE_COMMAND, self._on_command),
-            contract.SAFETY_STATUS.name: sub(contract.SAFETY_STATUS, self._on_status),
+            contract.TORQUE_COMMAND.name: watch(contract.TORQUE_COMMAND, self._on_command),
+            contract.SAFETY_STATUS.name: watch(contract.SAFETY_STATUS, self._on_status),
         }
-        sub(contract.SIM_TRUTH, self._on_truth)
+        watch(contract.SIM_TRUTH, self._on_truth)
         self.namespace = namespace
 
     def start_source(self, timeout_s: float) -> None:

@@ -143,6 +143,9 @@ def test_with_record_the_source_holds_its_first_step_for_a_late_recorder(process
     graph = processes.graph(mode, start=False, record="true", record_dir=str(bag), **extra)
     graph.start(["controller", "safety_monitor", source])
     probe.wait_for_nodes(["controller", "safety_monitor", source], timeout_s=60.0, graph=graph)
+    # a node outside the graph says "recorder ready" before any recorder exists: the source still waits for the
+    # recorder itself to subscribe (the word only counts from a recorder it sees)
+    assert probe.call("std_srvs/srv/Trigger", contract.RECORDER_READY_SERVICE).success
     probe.spin_for(3.0)
     first = {from_time_msg(m.header.stamp) for m in joint}
     assert len(first) == 1, f"the {source} left its first step without the recorder"

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                     "processes each (the per-user wall time)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--extended-angle-rad", type=float, default=None,
-                    help="protocol variant: the extended end of the stretches (default: the protocol's 0.35 rad)")
+                    help="protocol variant: the extended end of the stretches, rad (default: the protocol's own)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--resume", action="store_true", help="skip subjects already in <out>.jsonl")
     args = ap.parse_args(argv)

@@ -27,7 +27,9 @@ def test_exo_assess_records_an_encrypted_assessment_within_the_users_cap(exo, ro
     store, key = tmp_path / "store", tmp_path / "store.key"
     common = ("--store", str(store), "--key-file", str(key))
     assert exo("user", "init-key", "--key-file", str(key)).code == 0
-    created = exo("user", "create", "p-assess", "--mas", "2", "--torque-cap", str(CAP_NM), *common)
+    # a user whose knee straightens to 0.1 rad only: the protocol stops a soft zone (0.15 rad) before it
+    created = exo("user", "create", "p-assess", "--mas", "2", "--torque-cap", str(CAP_NM), "--joint-min-rad", "0.1",
+                  *common)
     assert created.code == 0, created
 
     result = exo("assess", "--user", "p-assess", "--level", "2", "--subject-seed", "4", "--domain-id",
@@ -50,6 +52,8 @@ def test_exo_assess_records_an_encrypted_assessment_within_the_users_cap(exo, ro
     [session] = opened.sessions("p-assess")
     assert session.kind == "assessment" and session.metadata["level"] == 2
     assert opened.get_json("p-assess", 1, "assessment")["stretches"] == summary["stretches"]
+    protocol = opened.get_json("p-assess", 1, "protocol")
+    assert protocol["extended_angle_rad"] == pytest.approx(0.25)
     with opened.open_session("p-assess", 1) as bag:
         name = contract.TORQUE_COMMAND.resolved("/exo")
         commands = open_session(bag).read_all({name})[name]
@@ -64,6 +68,7 @@ def test_exo_assess_records_an_encrypted_assessment_within_the_users_cap(exo, ro
     assert identified.code == 0, identified
     result = json.loads(identified.stdout)
     assert result["mas_level"] == 2 and result["recording"]["source"] == "p-assess/session-1", result
+    assert result["recording"]["protocol"] == protocol  # the session's own protocol, not the default one
     twin = UserStore.open(store, key_file=key).profile("p-assess").identified_twin
     assert twin["mas_level"] == 2 and twin["session"] == 1 and twin["params"] == result["params"]
     for path in store.rglob("*"):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from identify_helpers import SHORT, relative_error
 
-from exo.identify.fit import IdentifySettings, identify
+from exo.identify.fit import IdentifySettings, correlation_factor, identify, load_model_error
 from exo.identify.result import IdentificationResult
 from exo.identify.simulate import simulate_assessment
+from exo.params import ConfigError
 from exo.twin.config import load_twin_config
 from exo.twin.reflex import NOISY_PARAMETERS
 
@@ -29,27 +32,43 @@ def level1(reduced_twin):
 def test_recovers_the_excited_parameters_of_a_level1_subject(level1):
     truth, result = level1
     assert result.mas_level == 1
-    assert set(result.identified) == {"v_lim_rad_s", "l_vel", "k_vel_s_per_rad"}
+    # the protocol stretches to 10 deg, the level-1 extension-side threshold: a_ext is seen too
+    assert set(result.identified) == {"a_ext_deg", "v_lim_rad_s", "l_vel", "k_vel_s_per_rad"}
     for name, tol in (("v_lim_rad_s", 0.03), ("l_vel", 0.03), ("k_vel_s_per_rad", 0.10)):
         value, true = result.params[name], getattr(truth, name)
         assert relative_error(value, true) < tol, (name, value, true)
         # the level's nominal alone would miss by more than the tolerance: the fit did the work
         assert relative_error(getattr(NOMINAL[1], name), true) > tol
-    # the bootstrap over two repetitions is narrow (it misses model bias): within 2 % of the truth
-    lo, hi = result.ci["l_vel"]
-    assert lo <= result.params["l_vel"] <= hi and hi - lo < 0.02
-    assert 0.98 * lo <= truth.l_vel <= 1.02 * hi
+    for name in result.identified:
+        # the 95 % interval holds the truth, and is narrower than the generator's (the data inform it)
+        lo, hi = result.ci[name]
+        assert lo <= getattr(truth, name) <= hi, (name, lo, hi, getattr(truth, name))
+        assert hi - lo < 2 * 1.96 * 0.1 * abs(getattr(NOMINAL[1], name)) * 0.5, name
     assert result.residual_nm < 2.0
+
+
+def test_the_model_error_widens_the_intervals_by_its_root_sum_of_squares(level1, reduced_twin):
+    truth, plain = level1
+    rec, _ = simulate_assessment(reduced_twin, 1, 1, SHORT, subject=truth)
+    wider = identify(rec, settings=IdentifySettings(twin="reduced", workers=1, model_error={1: {"l_vel": 1.0}}))
+    assert wider.params == plain.params and wider.ci["v_lim_rad_s"] == plain.ci["v_lim_rad_s"]
+    sd = 0.1 * NOMINAL[1].l_vel
+    ratio = plain.posterior_sd_ratio["l_vel"]
+    lo, hi = wider.ci["l_vel"]
+    assert hi - lo == pytest.approx(2 * 1.96 * sd * math.hypot(ratio, 1.0))
+    assert (hi - lo) > 5 * (plain.ci["l_vel"][1] - plain.ci["l_vel"][0])
 
 
 def test_says_what_the_protocol_does_not_identify_and_why(level1):
     _, result = level1
     reasons = result.not_identifiable
-    assert set(reasons) == {"a_flex_deg", "a_ext_deg", "l_ang", "k_ang_per_deg"}
-    assert re.search(r"threshold at 1[01] deg knee flexion; the recording extends to 2[01] deg", reasons["a_ext_deg"])
+    assert set(reasons) == {"a_flex_deg", "l_ang", "k_ang_per_deg"}
+    assert re.search(r"threshold at 125 deg knee flexion; the recording reaches 8[34] deg", reasons["a_flex_deg"])
+    assert re.search(r"the angle terms stay below 0\.\d+ drive over the recorded range \(1[0-3]-8[34] deg\)",
+                     reasons["l_ang"])
     # not identified: the generator's interval at the level, around the nominal
-    lo, hi = result.ci["a_ext_deg"]
-    assert lo == pytest.approx(80.0 - 1.96 * 8.0) and hi == pytest.approx(80.0 + 1.96 * 8.0)
+    lo, hi = result.ci["l_ang"]
+    assert lo == pytest.approx(0.2 - 1.96 * 0.02) and hi == pytest.approx(0.2 + 1.96 * 0.02)
 
 
 def test_recovers_a_level2_subject(reduced_twin):
@@ -59,7 +78,8 @@ def test_recovers_a_level2_subject(reduced_twin):
     assert result.mas_level == 2
     for name in ("v_lim_rad_s", "l_vel"):
         assert name in result.identified
-        assert relative_error(result.params[name], getattr(truth, name)) < 0.05
+        # two repetitions of two speeds on the reduced twin: within 7 %, where the level's nominal misses by > 10 %
+        assert relative_error(result.params[name], getattr(truth, name)) < 0.07
         assert relative_error(getattr(NOMINAL[2], name), getattr(truth, name)) > 0.1
 
 
@@ -91,3 +111,48 @@ def test_settings_are_checked():
         IdentifySettings(twin="myoleg")
     with pytest.raises(ValueError, match="workers"):
         IdentifySettings(workers=0)
+    with pytest.raises(ValueError, match="model_error of level 1: l_velocity"):
+        IdentifySettings(model_error={1: {"l_velocity": 1.0}})
+    with pytest.raises(ValueError, match="model_error of level 3: l_vel = -1"):
+        IdentifySettings(model_error={3: {"l_vel": -1.0}})
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("identification: {model_error_sd: {level_1: {l_vel: .nan}}}", "l_vel = nan"),
+    ("identification: {model_error_sd: {one: {}}}", "'one' is not level_<L>"),
+    ("identification: {}", "model_error_sd"),
+    ("identification: {model_error_sd: {level_2: {x: 1}}}", "x = 1.0"),
+    ("[1, 2", "identification.model_error_sd"),
+])
+def test_a_bad_model_error_file_is_an_error_naming_it(tmp_path, text, problem):
+    path = tmp_path / "identification.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(problem)) as err:
+        load_model_error(path)
+    assert str(path) in str(err.value)
+
+
+def test_the_committed_model_error_loads():
+    table = load_model_error()
+    assert set(table) == {1, 2, 3}
+    assert all(set(per) <= set(NOISY_PARAMETERS) for per in table.values())
+
+
+def test_correlation_factor_counts_correlated_samples_once():
+    rng = np.random.default_rng(0)
+    white = [rng.standard_normal(4000) for _ in range(3)]
+    assert correlation_factor(white, 5) == pytest.approx(1.0, abs=0.1)
+    # AR(1) with rho 0.8: the Bartlett sum up to lag 5 gives 1 + 2 sum (1 - l/6) 0.8^l
+    ar = []
+    for _ in range(3):
+        e = rng.standard_normal(20000)
+        x = np.empty_like(e)
+        x[0] = e[0]
+        for i in range(1, len(e)):
+            x[i] = 0.8 * x[i - 1] + 0.6 * e[i]
+        ar.append(x)
+    expected = 1 + 2 * sum((1 - lag / 6) * 0.8**lag for lag in range(1, 6))
+    assert correlation_factor(ar, 5) == pytest.approx(expected, rel=0.05)
+    # blocks are not joined: two constant blocks of opposite sign are not anti-correlated
+    assert correlation_factor([np.ones(50), -np.ones(50)], 5) > 1.0
+    assert correlation_factor(ar, 0) == 1.0 and correlation_factor([np.zeros(10)], 5) == 1.0

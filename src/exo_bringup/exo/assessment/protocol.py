@@ -59,11 +59,13 @@ class Segment:
 
 @dataclass(frozen=True)
 class AssessmentProtocol:
-    """Parameters of the protocol (defaults: 3 x (30, 90, 180 deg/s) between 83 and 20 deg, 43 s).
+    """Parameters of the protocol (defaults: 3 x (30, 90, 180 deg/s) between 83 and 10 deg, 43 s).
 
     Attributes:
         flexed_angle_rad: start and return angle, rad (default 1.45 rad, 83 deg).
-        extended_angle_rad: the extended end of each stretch, rad (default 0.35 rad, 20 deg).
+        extended_angle_rad: the extended end of each stretch, rad (default 0.17 rad, 10 deg: as far as the
+            knee-extension task goes, so the twin identified from it does not extrapolate the extension-side
+            reflex there; docs/identification.md).
         velocities_deg_s: cruise speeds of the trials, deg/s, slow to fast.
         repetitions: rounds of all trials.
         hold_s: hold at each end of a stretch, s.
@@ -72,7 +74,7 @@ class AssessmentProtocol:
     """
 
     flexed_angle_rad: float = 1.45
-    extended_angle_rad: float = 0.35
+    extended_angle_rad: float = 0.17
     velocities_deg_s: tuple[float, ...] = (30.0, 90.0, 180.0)
     repetitions: int = 3
     hold_s: float = 1.0

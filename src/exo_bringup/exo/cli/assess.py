@@ -36,6 +36,7 @@ def assess(
     from exo.cli.sim import run_sim_graph
     from exo.cli.user_session import recording_for
     from exo.graph import assessment_protocol
+    from exo.identify.records import PROTOCOL_ARTEFACT
 
     console = Console(stderr=json_out)
     arguments = {"controller": "assessment", "twin": twin, "level": str(level), "subject_seed": str(subject_seed),
@@ -43,7 +44,7 @@ def assess(
     metadata = {"twin": twin, "level": level, "subject_seed": subject_seed}
     with recording_for(console, "exo assess", user, "assessment", store, key_file, metadata) as recording:
         protocol = assessment_protocol(user)  # the one the graph runs: inside the user's range of motion
-        recording.artefacts["protocol"] = protocol.to_dict()
+        recording.artefacts[PROTOCOL_ARTEFACT] = protocol.to_dict()
         exit_code = run_sim_graph(console, "exo assess", arguments, protocol.duration_s + 0.5, domain_id, log_dir,
                                   startup_timeout, record=recording.bag, user_id=user,
                                   session_info=f"mode=sim,assessment=true,twin={twin},level={level},"
@@ -74,7 +75,7 @@ def summarise_bag(bag: Path, protocol):
     from exo.assessment.summary import summarise
     from exo.identify.recording import AssessmentRecording
 
-    rec = AssessmentRecording.from_bag(bag)
+    rec = AssessmentRecording.from_bag(bag, protocol)
     return summarise(protocol, rec.time_s, rec.angle_rad, rec.velocity_rad_s, rec.motor_torque_nm,
                      rec.interaction_torque_nm)
 

@@ -36,6 +36,9 @@ def identify_command(
     twin: str = typer.Option("full", help="Twin the recording is replayed on: full (MyoLeg, accurate) or "
                              "reduced (fast, biased at levels 2-3)."),
     workers: int = typer.Option(2, min=1, help="Processes for the simulations."),
+    protocol: str = typer.Option("", "--protocol", help="With --bag: the protocol that ran, as JSON (fields of "
+                                 "exo.assessment.AssessmentProtocol, e.g. '{\"extended_angle_rad\": 0.35}'), for a "
+                                 "bag that does not say (default: the bag's metadata, else the default protocol)."),
     out: Path | None = typer.Option(None, help="Also write the JSON result to this file (with --user: a "
                                     "PLAINTEXT copy of personal data outside the store)."),
 ) -> None:
@@ -52,6 +55,8 @@ def identify_command(
         raise fail(f"--twin must be one of {', '.join(KINDS)}, got {twin!r}")
     if session is not None and not user:
         raise fail("--session goes with --user")
+    if protocol and user:
+        raise fail("--protocol goes with --bag (a user's session keeps the protocol it ran)")
     if (bag is None) == (not user):
         raise fail("give either --bag DIR or --user ID (with --session N), not both" if bag is not None
                    else "give --bag DIR, or --user ID for an assessment in the user store")
@@ -59,11 +64,28 @@ def identify_command(
         if bag is not None:
             from exo.identify.report import run_identify
 
-            run_identify(bag, json_out=json_out, twin=twin, workers=workers, out=out, echo=typer.echo)
+            run_identify(bag, json_out=json_out, twin=twin, workers=workers, out=out, echo=typer.echo,
+                         protocol=_protocol(protocol) if protocol else None)
         else:
             _identify_user(user, session, store, key_file, json_out=json_out, twin=twin, workers=workers, out=out)
     except USER_ERRORS as exc:
         raise fail(one_line(exc)) from None
+
+
+def _protocol(text: str):
+    """The :class:`exo.assessment.AssessmentProtocol` of ``--protocol`` JSON (a ConfigError naming the problem)."""
+    import json
+
+    from exo.assessment import AssessmentProtocol
+    from exo.params import ConfigError
+
+    try:
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object of protocol fields")
+        return AssessmentProtocol.from_mapping(values)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"--protocol {text!r}: {exc}") from None
 
 
 def _identify_user(user: str, session: int | None, store: Path | None, key_file: Path | None, *, json_out: bool,

@@ -94,11 +94,13 @@ def real(
     if assess and not user:
         console.print("[red]exo real: --assess needs --user (the assessment is recorded into the user's records)[/]")
         raise typer.Exit(2)
+    protocol = None
     if assess:
-        from exo.assessment import AssessmentProtocol
+        from exo.graph import assessment_protocol
 
+        protocol = assessment_protocol(user)  # the one the graph runs: inside the user's range of motion
         options["controller"] = "assessment"
-        options["duration"] = AssessmentProtocol().duration_s + 1.0
+        options["duration"] = protocol.duration_s + 1.0
     if not user:
         exit_code = _run_real(console, **options)
     else:
@@ -108,14 +110,15 @@ def real(
         with recording_for(console, "exo real", user, kind, store, key_file,
                            {"emulate": emulate, "controller": options["controller"],
                             **({"emulated_level": level} if emulate else {})}) as recording:
+            if protocol is not None:
+                from exo.identify.records import PROTOCOL_ARTEFACT
+
+                recording.artefacts[PROTOCOL_ARTEFACT] = protocol.to_dict()
             exit_code = _run_real(console, **options, user=user, record=recording.bag,
                                   session_info=f"mode=real,controller={options['controller']}")
-            if assess and exit_code == 0:
+            if protocol is not None and exit_code == 0:
                 from exo.cli.assess import summarise_into
-                from exo.graph import assessment_protocol
 
-                protocol = assessment_protocol(user)
-                recording.artefacts["protocol"] = protocol.to_dict()
                 exit_code = summarise_into(console, "exo real", recording, protocol, json_out=False)
     if exit_code:
         raise typer.Exit(exit_code)

@@ -24,6 +24,9 @@ import numpy as np
 from exo.assessment.protocol import AssessmentProtocol
 from exo.control.base import ObsLayout, default_obs_layout, obs_field
 
+#: The protocol's defaults are the controller's (one source: :class:`AssessmentProtocol`).
+_DEFAULT = AssessmentProtocol()
+
 
 def parse_velocities(text: str) -> tuple[float, ...]:
     """``"30,90,180"`` -> ``(30.0, 90.0, 180.0)`` (deg/s)."""
@@ -55,9 +58,11 @@ class AssessmentController:
     name = "assessment"
 
     def __init__(self, kp: float = 300.0, ki: float = 400.0, kd: float = 10.0, inertia_kg_m2: float = 0.3,
-                 torque_limit_nm: float = 70.0, slew_limit_nm_s: float = 400.0, dt: float = 0.01, flexed_angle_rad: float = 1.45,
-                 extended_angle_rad: float = 0.35, velocities_deg_s: str = "30,90,180", repetitions: int = 3,
-                 hold_s: float = 1.0, settle_s: float = 2.0, accel_rad_s2: float = 30.0,
+                 torque_limit_nm: float = 70.0, slew_limit_nm_s: float = 400.0, dt: float = 0.01,
+                 flexed_angle_rad: float = _DEFAULT.flexed_angle_rad, extended_angle_rad: float = _DEFAULT.extended_angle_rad,
+                 velocities_deg_s: str = ",".join(f"{v:g}" for v in _DEFAULT.velocities_deg_s),
+                 repetitions: int = _DEFAULT.repetitions, hold_s: float = _DEFAULT.hold_s,
+                 settle_s: float = _DEFAULT.settle_s, accel_rad_s2: float = _DEFAULT.accel_rad_s2,
                  obs_layout: ObsLayout | None = None) -> None:
         for label, value in (("kp", kp), ("ki", ki), ("kd", kd), ("inertia_kg_m2", inertia_kg_m2),
                              ("slew_limit_nm_s", slew_limit_nm_s)):

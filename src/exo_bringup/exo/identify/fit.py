@@ -15,12 +15,16 @@ to the recorded ones. Steps:
    processes. A parameter the recording carries no information about stays at its prior mean.
 3. **Level.** The candidate with the smallest objective (misfit plus prior penalty: the posterior
    mode); every level's generator log-likelihood of the identified parameters is reported too.
-4. **Uncertainty.** A bootstrap over the protocol's repetitions, stratified by trial (speed):
-   resample the repetitions, recompute the averaged residual and Jacobian from the per-repetition
-   ones, one Gauss-Newton step from the optimum (linearised: no new simulation), percentile 95 %
-   intervals. The linearised posterior standard deviation of each parameter, relative to the
-   generator's, says whether the recording identifies it; the protocol analysis of
-   :func:`reasons_not_identifiable` says why not.
+4. **Uncertainty.** The Laplace posterior at the optimum, with the data noise estimated from the
+   fit itself: the residual's level (at least ``feature_scale``) times its long-run variance factor
+   (the compared samples are low-passed, so neighbours are correlated: Bartlett-weighted
+   autocorrelation up to ``correlation_lags``), plus the identifier's own model error per level and
+   parameter (:data:`MODEL_ERROR_FILE`, measured on generated subjects by
+   ``scripts/calibrate_identification.py``): the error a fit makes that no residual shows (at level
+   3 the objective is rugged and the fit can stop a generator sd away from the truth). 95 %
+   intervals are the estimate +- 1.96 of that standard deviation. The data-only posterior standard
+   deviation of each parameter, relative to the generator's, says whether the recording identifies
+   it; the protocol analysis of :func:`reasons_not_identifiable` says why not.
 
 Units: angles deg (the table's convention, :mod:`exo.twin.reflex`), velocities rad/s, slopes 1/deg
 and s/rad, torques N m, times s.
@@ -35,6 +39,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,10 +81,11 @@ class IdentifySettings:
         candidate_ratio: levels whose screening misfit is within this factor of the best one are fitted too
             (at most two levels are fitted).
         z_limit: largest deviation from the level's nominal allowed in the fit, generator sds.
-        bootstrap: bootstrap resamples.
+        correlation_lags: lags (compared samples) of the residual's long-run variance factor.
         identifiable_ratio: a parameter is identified when its posterior sd is below this fraction of
             the generator's sd (the recording carries at least (1/ratio^2 - 1) times the prior's information).
-        seed: seed of the bootstrap.
+        model_error: per MAS level, per parameter, the identifier's model error in generator sds, added
+            to the posterior's in the intervals (default: :data:`MODEL_ERROR_FILE`).
     """
 
     twin: str = "full"
@@ -91,9 +97,9 @@ class IdentifySettings:
     tolerance: float = 2e-3
     candidate_ratio: float = 2.0
     z_limit: float = 12.0
-    bootstrap: int = 400
+    correlation_lags: int = 5
     identifiable_ratio: float = 0.5
-    seed: int = 0
+    model_error: dict[int, dict[str, float]] = field(default_factory=lambda: load_model_error())
 
     def __post_init__(self) -> None:
         from exo.twin import KINDS
@@ -106,6 +112,47 @@ class IdentifySettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f"identify: {name} must be > 0, got {value}")
+        if self.correlation_lags < 0:
+            raise ValueError(f"identify: correlation_lags must be >= 0, got {self.correlation_lags}")
+        for level, per in self.model_error.items():
+            for name, value in per.items():
+                if name not in NOISY_PARAMETERS or not (math.isfinite(value) and value >= 0.0):
+                    raise ValueError(f"identify: model_error of level {level}: {name} = {value} (need a parameter "
+                                     f"of {list(NOISY_PARAMETERS)} and a finite value >= 0, in generator sds)")
+
+
+#: The identifier's model error per level and parameter (``config/identification.yaml``).
+MODEL_ERROR_FILE = "identification.yaml"
+
+
+def load_model_error(path: Path | None = None) -> dict[int, dict[str, float]]:
+    """Per MAS level, per parameter, the identifier's model error in generator sds (``config/identification.yaml``).
+
+    Raises:
+        exo.params.ConfigError: the file does not hold ``identification.model_error_sd`` as
+            ``level_<L>: {parameter: value}`` with known parameters and finite values >= 0.
+    """
+    import yaml
+
+    from exo.params import ConfigError
+    from exo.paths import config_file
+
+    path = Path(path) if path is not None else config_file(MODEL_ERROR_FILE)
+    try:
+        doc = yaml.safe_load(path.read_text())
+        table = doc["identification"]["model_error_sd"]
+        out: dict[int, dict[str, float]] = {}
+        for key, per in table.items():
+            if not (isinstance(key, str) and key.startswith("level_") and key[6:].isdigit()):
+                raise ValueError(f"key {key!r} is not level_<L>")
+            values = {str(n): float(v) for n, v in per.items()}
+            for n, v in values.items():
+                if n not in NOISY_PARAMETERS or not (math.isfinite(v) and v >= 0.0):
+                    raise ValueError(f"level {key[6:]}: {n} = {v} (need one of {list(NOISY_PARAMETERS)}, >= 0)")
+            out[int(key[6:])] = values
+        return out
+    except (KeyError, TypeError, AttributeError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: identification.model_error_sd: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- parameter space
@@ -350,40 +397,66 @@ def fit_level(sim: Simulator, space: LevelSpace, settings: IdentifySettings) -> 
 # ----------------------------------------------------------------------------- uncertainty
 
 
-def bootstrap_z(fit: LevelFit, trial_of_column: np.ndarray, draws: int, seed: int) -> np.ndarray:
-    """Linearised bootstrap over repetitions (stratified by trial): ``draws`` x free-parameter z samples."""
-    if fit.jacobian_reps is None or fit.residual_reps is None or len(fit.names) == 0:
-        return np.zeros((0, len(fit.names)))
-    reps = fit.residual_reps.shape[0]
-    if reps < 2:
-        return np.zeros((0, len(fit.names)))
-    rng = np.random.default_rng(seed)
-    trials = np.unique(trial_of_column)
-    n = len(fit.names)
-    out = np.empty((draws, n))
-    for b in range(draws):
-        counts = np.zeros((reps, len(trial_of_column)))
-        for tr in trials:
-            pick = np.bincount(rng.integers(0, reps, reps), minlength=reps).astype(float)
-            counts[:, trial_of_column == tr] = pick[:, None]
-        w = counts / counts.sum(axis=0, keepdims=True)
-        r = np.concatenate([fit.residual_settle, np.einsum("rc,rc->c", w, fit.residual_reps)])
-        jac = np.concatenate([fit.jacobian_settle, np.einsum("rc,rcj->cj", w, fit.jacobian_reps)])
-        a = jac.T @ jac + np.eye(n)
-        out[b] = fit.z + np.linalg.solve(a, -(jac.T @ r + fit.z))
-    return out
+def correlation_factor(blocks: list[np.ndarray], max_lag: int) -> float:
+    """Long-run variance factor of a residual made of contiguous ``blocks`` of compared samples (>= 1).
+
+    ``1 + 2 sum_{l=1}^{L} (1 - l / (L + 1)) rho_l`` (Bartlett weights, L = ``max_lag``), with the lag-l
+    autocorrelation ``rho_l`` pooled over the blocks (never across a block's end): how many times
+    fewer independent samples the residual holds than its length says.
+    """
+    if max_lag <= 0:
+        return 1.0
+    lagged = np.zeros(max_lag + 1)
+    for b in blocks:
+        b = np.asarray(b, dtype=float)
+        for lag in range(min(max_lag, len(b) - 1) + 1):
+            lagged[lag] += float(b[: len(b) - lag] @ b[lag:])
+    if lagged[0] <= 0.0:
+        return 1.0
+    rho = lagged[1:] / lagged[0]
+    weights = 1.0 - np.arange(1, max_lag + 1) / (max_lag + 1.0)
+    return max(1.0, 1.0 + 2.0 * float(weights @ rho))
 
 
-def posterior_sd_ratio(fit: LevelFit) -> np.ndarray:
+def residual_blocks(fit: LevelFit, trial_of_column: np.ndarray) -> list[np.ndarray]:
+    """The fit's averaged residual cut where the samples stop being neighbours in time.
+
+    The settling hold's torque and angle samples, and per signal (torque, angle) each trial's window.
+    """
+    if fit.residual_settle is None or fit.residual_reps is None:
+        return []
+    settle = fit.residual_settle
+    half = len(settle) // 2
+    blocks = [settle[:half], settle[half:]]
+    reps = fit.residual_reps.mean(axis=0)
+    cuts = np.flatnonzero(np.diff(trial_of_column) != 0) + 1
+    cuts = np.union1d(cuts, [len(reps) // 2])
+    blocks.extend(np.split(reps, cuts))
+    return [b for b in blocks if len(b)]
+
+
+def noise_inflation(fit: LevelFit, trial_of_column: np.ndarray, max_lag: int) -> float:
+    """The data noise variance, in units of ``feature_scale ^ 2``, per compared sample (>= 1).
+
+    The residual's mean square at the optimum (at least 1: the feature scale is the noise floor; a
+    recording the twin cannot reproduce carries less information), times the long-run variance factor
+    of its correlated samples (:func:`correlation_factor`).
+    """
+    blocks = residual_blocks(fit, trial_of_column)
+    if not blocks:
+        return 1.0
+    level = max(1.0, float(np.mean(np.concatenate(blocks) ** 2)))
+    return level * correlation_factor(blocks, max_lag)
+
+
+def posterior_sd_ratio(fit: LevelFit, inflation: float = 1.0) -> np.ndarray:
     """Linearised posterior sd of each free parameter relative to the generator's (1 = data add nothing).
 
-    The data noise is the larger of the feature scale and the residual at the optimum (a recording the
-    twin cannot reproduce carries less information).
+    ``inflation`` is the data noise variance in units of ``feature_scale ^ 2`` (:func:`noise_inflation`).
     """
     if fit.jacobian is None or len(fit.names) == 0:
         return np.ones(len(fit.names))
-    inflation = max(1.0, float(np.mean(np.concatenate([fit.residual_settle, fit.residual_reps.mean(axis=0)]) ** 2)))
-    info = fit.jacobian.T @ fit.jacobian / inflation + np.eye(len(fit.names))
+    info = fit.jacobian.T @ fit.jacobian / max(1.0, inflation) + np.eye(len(fit.names))
     return np.sqrt(np.clip(np.diag(np.linalg.inv(info)), 0.0, None))
 
 
@@ -511,23 +584,18 @@ def identify_recording(recording: AssessmentRecording, settings: IdentifySetting
         trial_cols = sim.local.layout.trial_of_column()
     best = fits[level]
     space = LevelSpace.of(nominal[level], rel_sd, settings.z_limit)
-    boot = bootstrap_z(best, trial_cols, settings.bootstrap, settings.seed)
-    ratios_free = posterior_sd_ratio(best)
+    ratios_free = posterior_sd_ratio(best, noise_inflation(best, trial_cols, settings.correlation_lags))
     ratio = {n: 1.0 for n in NOISY_PARAMETERS}
     ratio.update({n: float(x) for n, x in zip(best.names, ratios_free, strict=True)})
+    model_error = settings.model_error.get(level, {})
     ci: dict[str, tuple[float, float]] = {}
     subject = best.subject
     for n in NOISY_PARAMETERS:
         value = float(getattr(subject, n))
-        if n in best.names and len(boot):
+        if n in best.names:
             j = best.names.index(n)
-            samples = space.mean[j] + space.sd[j] * np.clip(boot[:, j], space.lower[j], space.upper[j])
-            lo, hi = np.percentile(samples, [2.5, 97.5])
-            ci[n] = (float(min(lo, value)), float(max(hi, value)))
-        elif n in best.names:
-            j = best.names.index(n)
-            half = 1.96 * space.sd[j] * ratio[n]
-            ci[n] = (value - half, value + half)
+            half = 1.96 * space.sd[j] * math.hypot(ratio[n], model_error.get(n, 0.0))
+            ci[n] = (max(value - half, BOUNDS[n][0]), min(value + half, BOUNDS[n][1]))
         else:
             ci[n] = (value, value)
     if level == 0:

@@ -23,12 +23,15 @@ from exo.identify.result import IdentificationResult
 from exo.twin.reflex import NOISY_PARAMETERS, SpasticityLevel
 
 if TYPE_CHECKING:
+    from exo.assessment import AssessmentProtocol
     from exo.users import SessionInfo, UserStore
 
 #: Session kind of an assessment recording (``exo assess``, ``exo real --assess``).
 ASSESSMENT_KIND = "assessment"
 #: Name of the session artefact holding the whole identification result.
 ARTEFACT = "identification"
+#: Name of the session artefact holding the protocol the assessment ran (written by ``exo assess``/``exo real --assess``).
+PROTOCOL_ARTEFACT = "protocol"
 
 
 def method_name(twin: str) -> str:
@@ -82,13 +85,34 @@ def identify_user(store: UserStore, user: str, session: int | None = None, *, tw
     from exo.identify.recording import AssessmentRecording
 
     info = assessment_session(store, user, session)
+    protocol = session_protocol(store, user, info)
     with store.open_session(user, info.number) as bag:
-        recording = AssessmentRecording.from_bag(bag)
+        recording = AssessmentRecording.from_bag(bag, protocol)
         result = identify(recording, twin=twin, workers=workers)
     result = replace(result, recording={**result.recording, "source": f"{user}/session-{info.number}"})
     store.put_json(user, info.number, ARTEFACT, result.to_dict())
     store.set_identified_twin(user, profile_entry(result, info.number))
     return result, info
+
+
+def session_protocol(store: UserStore, user: str, info: SessionInfo) -> AssessmentProtocol | None:
+    """The protocol an assessment session ran (its ``protocol`` artefact), or None when it did not keep one.
+
+    ``exo assess`` and ``exo real --assess`` keep the protocol the graph ran, which a user's range of motion
+    can have narrowed; reading the bag with another protocol would compare the wrong windows.
+
+    Raises:
+        exo.identify.recording.RecordingError: the artefact does not describe a protocol.
+    """
+    from exo.assessment import AssessmentProtocol
+    from exo.identify.recording import RecordingError
+
+    if PROTOCOL_ARTEFACT not in info.artefacts:
+        return None
+    try:
+        return AssessmentProtocol.from_mapping(store.get_json(user, info.number, PROTOCOL_ARTEFACT))
+    except (ValueError, TypeError) as exc:
+        raise RecordingError(f"session {info.number} of user {user!r}: its protocol does not parse ({exc})") from None
 
 
 def profile_entry(result: IdentificationResult, session: int) -> dict:

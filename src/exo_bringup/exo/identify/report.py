@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from exo.assessment.protocol import AssessmentProtocol
 from exo.identify.recording import AssessmentRecording
 from exo.identify.result import IdentificationResult
 from exo.twin.reflex import NOISY_PARAMETERS
@@ -45,7 +46,8 @@ def format_result(result: IdentificationResult) -> str:
 
 
 def run_identify(bag: Path, json_out: bool = False, twin: str = "full", workers: int = 2,
-                 out: Path | None = None, echo: Callable[[str], object] = print) -> IdentificationResult:
+                 out: Path | None = None, echo: Callable[[str], object] = print,
+                 protocol: AssessmentProtocol | None = None) -> IdentificationResult:
     """Identify the person's twin from an assessment bag and print the result.
 
     Args:
@@ -55,6 +57,7 @@ def run_identify(bag: Path, json_out: bool = False, twin: str = "full", workers:
         workers: processes for the simulations.
         out: also write the JSON here.
         echo: where the text goes (default ``print``).
+        protocol: the protocol that ran (default: the bag's session metadata, else the protocol's defaults).
 
     Raises:
         FileNotFoundError: no such bag.
@@ -62,7 +65,7 @@ def run_identify(bag: Path, json_out: bool = False, twin: str = "full", workers:
     """
     from exo.identify.fit import identify
 
-    recording = AssessmentRecording.from_bag(Path(bag))
+    recording = AssessmentRecording.from_bag(Path(bag), protocol)
     result = identify(recording, twin=twin, workers=workers)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

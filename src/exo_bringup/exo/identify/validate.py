@@ -11,17 +11,28 @@ low-pass (the level-3 twin's 17-19 Hz clonus ripple has a phase no model can pre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from exo.identify.replay import lowpass
 from exo.twin.reflex import SpasticityLevel
 
+if TYPE_CHECKING:
+    from exo.identify.simulate import SensorNoise
 
-def pid_episode(twin: Any, subject: SpasticityLevel) -> dict[str, np.ndarray]:
+
+def pid_episode(twin: Any, subject: SpasticityLevel, noise: SensorNoise | None = None,
+                noise_seed: int = 0) -> dict[str, np.ndarray]:
     """One PID knee-extension episode on ``twin`` with ``subject``'s parameters (the evaluator's protocol).
+
+    Args:
+        twin: the twin.
+        subject: the parameters.
+        noise: sensor noise added to what the PID sees (:class:`exo.identify.simulate.SensorNoise`; default
+            none, the twin's exact measurements); the returned signals stay the twin's own.
+        noise_seed: seed of the noise draws.
 
     Returns:
         ``time_s`` (s), ``human_knee_angle_rad`` (rad), ``interaction_torque_nm`` and ``exo_torque_nm``
@@ -42,8 +53,17 @@ def pid_episode(twin: Any, subject: SpasticityLevel) -> dict[str, np.ndarray]:
              state.measurements.exo_motor_torque_nm)]
     action = 0.0
     t0 = state.measurements.time_s
+    draws = None
+    if noise is not None:
+        sd = np.array([noise.angle_sd_rad, noise.velocity_sd_rad_s, noise.motor_torque_sd_nm,
+                       noise.interaction_torque_sd_nm])
+        draws = np.random.default_rng(noise_seed).standard_normal((env.control_steps, 4)) * sd
     for k in range(env.control_steps):
         m = state.measurements
+        if draws is not None:
+            a, v, tm, ti = draws[k]
+            m = replace(m, exo_knee_angle_rad=m.exo_knee_angle_rad + a, exo_knee_velocity_rad_s=m.exo_knee_velocity_rad_s + v,
+                        exo_motor_torque_nm=m.exo_motor_torque_nm + tm, interaction_torque_nm=m.interaction_torque_nm + ti)
         obs = build_observation(m, env.target_knee_angle_rad, action, k * dt, episode_duration_s=duration)
         action = float(np.clip(controller.act(obs) / scale, -1.0, 1.0))
         state = twin.step(action * scale)
@@ -77,8 +97,25 @@ def prediction_error(truth: SpasticityLevel, identified: SpasticityLevel, truth_
     default the same twin) and compare the interaction torque (see the module docstring)."""
     true_run = pid_episode(truth_twin, truth)
     pred = pid_episode(model_twin if model_twin is not None else truth_twin, identified)
+    return compare_episodes(pred, true_run, float(truth_twin.control_timestep_s))
+
+
+def repeat_error(truth: SpasticityLevel, twin: Any, noise: SensorNoise, seeds: tuple[int, int] = (1, 2)) -> PredictionError:
+    """The same person's PID trial twice, the sensor noise the PID sees drawn anew: what no model can predict.
+
+    The floor of :func:`prediction_error`: even the true parameters "predict" a second trial of the same
+    person only this well, because the PID acts on noisy measurements and, at level 3, the clonus's phase
+    follows every difference.
+    """
+    first = pid_episode(twin, truth, noise, seeds[0])
+    second = pid_episode(twin, truth, noise, seeds[1])
+    return compare_episodes(second, first, float(twin.control_timestep_s))
+
+
+def compare_episodes(pred: dict[str, np.ndarray], true_run: dict[str, np.ndarray], dt: float) -> PredictionError:
+    """:class:`PredictionError` of episode ``pred`` against ``true_run`` (both from :func:`pid_episode`)."""
     a, b = pred["interaction_torque_nm"], true_run["interaction_torque_nm"]
-    fs = 1.0 / float(truth_twin.control_timestep_s)
+    fs = 1.0 / dt
     final = max(1, int(round(0.5 * fs)))
     return PredictionError(
         rms_nm=float(np.sqrt(np.mean((a - b) ** 2))),

@@ -1,7 +1,7 @@
 """``exo assess --user ID``: the clinical assessment, run through the graph and recorded into the user's records.
 
 The exo moves the relaxed knee through its range at 30, 90 and 180 deg/s, both ways, three times
-(:mod:`exo.assessment.protocol`, about 40 s), with the safety monitor in the loop and the user's caps
+(:mod:`exo.assessment.protocol`, about 43 s), with the safety monitor in the loop and the user's caps
 from the profile. In simulation the "person" is a generated subject of the digital twin (``--twin``,
 ``--level``, ``--subject-seed``); on hardware the same protocol runs with ``exo real --user ID --assess``.
 The recording goes into the user's encrypted records as a new session, with the per-stretch summary

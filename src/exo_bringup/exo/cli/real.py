@@ -74,7 +74,7 @@ def real(
     user: str = typer.Option("", "--user", help="A user of the encrypted store: the graph runs with the user's caps "
                              "and the session is recorded into the user's records (encrypted)."),
     assess: bool = typer.Option(False, "--assess", help="With --user: run the clinical assessment protocol "
-                                "(controller 'assessment', about 40 s; the user stays relaxed) and record it."),
+                                "(controller 'assessment', about 43 s; the user stays relaxed) and record it."),
     store: Path = typer.Option(None, "--store", help="User store folder (default $EXO_STORE or "
                                "~/.local/share/exo/users)."),
     key_file: Path = typer.Option(None, "--key-file", help="Store key file (default $EXO_KEY_FILE; or "

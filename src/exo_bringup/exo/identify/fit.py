@@ -275,7 +275,6 @@ class LevelFit:
         residual_nm: RMS of the raw interaction-torque difference of the replay, N m.
         iterations: Levenberg-Marquardt iterations.
         jacobian: d(scaled averaged residual)/dz of the last iteration (data rows only).
-        jacobian_reps: the same per repetition, shape (repetitions, reps columns, free parameters).
         residual_settle, residual_reps: scaled residuals at the optimum (settle part; per repetition).
     """
 
@@ -289,8 +288,6 @@ class LevelFit:
     residual_nm: float
     iterations: int = 0
     jacobian: np.ndarray | None = None
-    jacobian_reps: np.ndarray | None = None
-    jacobian_settle: np.ndarray | None = None
     residual_settle: np.ndarray | None = None
     residual_reps: np.ndarray | None = None
 
@@ -303,20 +300,17 @@ def _misfit(features: Features, recorded: Features, scale: float) -> tuple[np.nd
 
 
 def _jacobian(sim: Simulator, space: LevelSpace, z: np.ndarray, active: np.ndarray, base: tuple[np.ndarray, np.ndarray, np.ndarray],
-              step: float, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Forward-difference Jacobian of (averaged, settle, per-repetition) scaled residuals in the ``active`` columns."""
-    r, r_settle, r_reps = base
+              step: float, scale: float) -> np.ndarray:
+    """Forward-difference Jacobian of the scaled averaged residual in the ``active`` columns."""
+    r = base[0]
     n = len(z)
-    jac, jac_settle, jac_reps = np.zeros((len(r), n)), np.zeros((len(r_settle), n)), np.zeros((*r_reps.shape, n))
+    jac = np.zeros((len(r), n))
     cols = np.flatnonzero(active)
     steps = np.where(z + step <= space.upper, step, -step)
     results = sim.map([space.subject(z + steps[j] * np.eye(n)[j]) for j in cols])
     for j, (f_j, _) in zip(cols, results, strict=True):
-        rj, sj, repj = _misfit(f_j, sim.recorded, scale)
-        jac[:, j] = (rj - r) / steps[j]
-        jac_settle[:, j] = (sj - r_settle) / steps[j]
-        jac_reps[:, :, j] = (repj - r_reps) / steps[j]
-    return jac, jac_settle, jac_reps
+        jac[:, j] = (_misfit(f_j, sim.recorded, scale)[0] - r) / steps[j]
+    return jac
 
 
 def fit_level(sim: Simulator, space: LevelSpace, settings: IdentifySettings) -> LevelFit:
@@ -334,7 +328,7 @@ def fit_level(sim: Simulator, space: LevelSpace, settings: IdentifySettings) -> 
     base = _misfit(feat, sim.recorded, scale)
     cost = float(base[0] @ base[0])
     active = np.ones(n, dtype=bool)
-    jac, jac_settle, jac_reps = _jacobian(sim, space, z, active, base, settings.fd_step, scale)
+    jac = _jacobian(sim, space, z, active, base, settings.fd_step, scale)
     active = np.sum(jac**2, axis=0) >= 0.05
     fresh = True
     lam = 1e-2
@@ -366,10 +360,8 @@ def fit_level(sim: Simulator, space: LevelSpace, settings: IdentifySettings) -> 
         if ct < cost:
             delta = zt - z
             dd = float(delta @ delta)
-            if dd > 0.0:  # Broyden update of every residual's Jacobian along the step
+            if dd > 0.0:  # Broyden update of the Jacobian along the step
                 jac += np.outer(mt[0] - base[0] - jac @ delta, delta) / dd
-                jac_settle += np.outer(mt[1] - base[1] - jac_settle @ delta, delta) / dd
-                jac_reps += np.einsum("rc,j->rcj", mt[2] - base[2] - jac_reps @ delta, delta) / dd
             decrease = (cost - ct) / cost
             cost, z, feat, raw_rms, base = ct, zt, ft, rms_t, mt
             lam = max(lm / 10.0, 1e-4)
@@ -377,19 +369,19 @@ def fit_level(sim: Simulator, space: LevelSpace, settings: IdentifySettings) -> 
             if decrease < settings.tolerance or float(np.max(np.abs(delta))) < 0.01:
                 break
         elif not fresh:
-            jac, jac_settle, jac_reps = _jacobian(sim, space, z, active, base, settings.fd_step, scale)
+            jac = _jacobian(sim, space, z, active, base, settings.fd_step, scale)
             fresh = True
         else:
             lam *= 100.0
             if lam > 1e6:
                 break
     if not fresh and active.any():
-        jac, jac_settle, jac_reps = _jacobian(sim, space, z, active, base, settings.fd_step, scale)
+        jac = _jacobian(sim, space, z, active, base, settings.fd_step, scale)
     r, r_settle, r_reps = base
     return LevelFit(
         level=space.level, subject=space.subject(z), z=z, names=space.names, objective=cost, misfit=float(r @ r),
         feature_rms_nm=float(np.sqrt(np.mean(r**2))) * scale, residual_nm=raw_rms, iterations=iterations,
-        jacobian=jac, jacobian_reps=jac_reps, jacobian_settle=jac_settle, residual_settle=r_settle,
+        jacobian=jac, residual_settle=r_settle,
         residual_reps=r_reps,
     )
 

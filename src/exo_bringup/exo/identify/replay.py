@@ -21,7 +21,7 @@ Features (:class:`FeatureLayout`). Both the simulated and the recorded interacti
 exo angle (rad, times ``angle_weight_nm_rad`` to be in N m) are zero-phase low-passed at
 ``lowpass_hz`` and sampled every ``feature_period_s``: over the settling hold (after ``skip_s``) and,
 per trial (speed), over each repetition's window from the trial's start to the next trial's start.
-The fit compares the windows averaged over the repetitions; the bootstrap resamples repetitions.
+The fit compares the windows averaged over the repetitions.
 """
 
 from __future__ import annotations

@@ -37,15 +37,17 @@ class IdentificationResult:
     Attributes:
         mas_level: estimated Modified Ashworth level, 0-3.
         params: identified value of each generator parameter (table units).
-        ci: 95 % interval of each parameter (bootstrap over the repetitions: the spread between them; it
-            misses model bias and is too narrow, docs/identification.md); for a parameter the recording
-            does not identify, the generator's 95 % interval at ``mas_level`` (what is known without it).
+        ci: 95 % interval of each parameter: the estimate +- 1.96 standard deviations of the Laplace
+            posterior (data noise from the residual, its correlation counted) and the identifier's measured
+            model error at ``mas_level`` (config/identification.yaml), within the parameter's bounds; for a
+            parameter the recording does not identify, the generator's 95 % interval at ``mas_level``
+            (what is known without it). Coverage: docs/identification.md, section 4.
         residual_nm: RMS of (replayed - recorded) interaction torque at the optimum, N m (raw samples,
             sensor noise included).
         residual_lowpass_nm: RMS difference of the compared (low-passed, repetition-averaged) samples, N m.
         not_identifiable: parameter -> why this recording does not identify it.
-        posterior_sd_ratio: posterior / generator standard deviation of each parameter (1 = the
-            recording adds nothing, small = well identified).
+        posterior_sd_ratio: data-only posterior / generator standard deviation of each parameter (1 = the
+            recording adds nothing, small = well identified; the model error is not in it).
         level_scores: per level, ``screening_misfit`` (nominal subject), ``objective`` (MAP misfit +
             prior penalty, fitted levels only) and ``log_likelihood`` (the level's generator density of
             the identified parameters).

@@ -12,6 +12,8 @@ configuration's cap):
   (default 60, 65, ..., 100 N m);
 - ``reference_pid@C/vV``: the reflex-aware reference baseline (the same PID gains tracking a
   minimum-jerk reference of peak speed V rad/s), for every cap C and every V in ``--velocities-rad-s``;
+  with ``--strap-play-rad P ...`` (P > 0) also ``reference_pid@C/vV/pP``, its exo goal P rad past the
+  target (the straps' play under load, docs/results.md section 0.1.2);
 - ``<policy>@C``: each committed learned policy (``--policies``, folders under ``models/``), run by the
   ``sac`` controller (a residual policy's card brings its base PID), with its output clip and the
   monitor's cap at C for C in ``--policy-caps-nm``. Default 100 N m, the motor's limit: what
@@ -89,6 +91,7 @@ class Config:
         params: the controller's keyword parameters as recorded (a policy as given, not resolved).
         cap_nm: the controller's output clip and the safety monitor's user torque cap, N m.
         peak_velocity_rad_s: reference speed (reference_pid only).
+        strap_play_rad: how far past the target the exo's goal lies (reference_pid only), rad.
         policy: the policy as given (learned only): a folder name under models/ or a path.
     """
 
@@ -99,10 +102,11 @@ class Config:
     cap_nm: float
     peak_velocity_rad_s: float | None = None
     policy: str | None = None
+    strap_play_rad: float = 0.0
 
 
 def build_configs(caps_nm: Sequence[float], velocities_rad_s: Sequence[float], policies: Sequence[str],
-                  policy_caps_nm: Sequence[float]) -> list[Config]:
+                  policy_caps_nm: Sequence[float], strap_play_rad: Sequence[float] = (0.0,)) -> list[Config]:
     """Every configuration of the sweep (module docstring)."""
     from exo.control import load_controller_params
 
@@ -112,10 +116,13 @@ def build_configs(caps_nm: Sequence[float], velocities_rad_s: Sequence[float], p
     for cap in caps_nm:
         out.append(Config(f"pid@{cap:g}", "pid", "pid", {**pid, "torque_limit_nm": float(cap)}, float(cap)))
     for v in velocities_rad_s:
-        for cap in caps_nm:
-            params = {**ref, "torque_limit_nm": float(cap), "peak_velocity_rad_s": float(v)}
-            out.append(Config(f"reference_pid@{cap:g}/v{v:g}", "reference_pid", "reference_pid", params,
-                              float(cap), peak_velocity_rad_s=float(v)))
+        for play in strap_play_rad:
+            for cap in caps_nm:
+                params = {**ref, "torque_limit_nm": float(cap), "peak_velocity_rad_s": float(v),
+                          "strap_play_rad": float(play)}
+                name = f"reference_pid@{cap:g}/v{v:g}" + (f"/p{play:g}" if play > 0.0 else "")
+                out.append(Config(name, "reference_pid", "reference_pid", params, float(cap),
+                                  peak_velocity_rad_s=float(v), strap_play_rad=float(play)))
     for policy in policies:
         for cap in policy_caps_nm:
             out.append(Config(f"{Path(policy).name}@{cap:g}", "learned", "sac",
@@ -591,6 +598,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="exo eval's master seed of the held-out subjects")
     p.add_argument("--caps-nm", type=float, nargs="+", default=list(DEFAULT_CAPS_NM))
     p.add_argument("--velocities-rad-s", type=float, nargs="*", default=list(DEFAULT_VELOCITIES_RAD_S))
+    p.add_argument("--strap-play-rad", type=float, nargs="+", default=[0.0],
+                   help="reference PID exo goals past the target, rad (0: on the target; e.g. 0 0.028)")
     p.add_argument("--policies", nargs="*", default=list(DEFAULT_POLICIES),
                    help="policy folders (names under models/ or paths)")
     p.add_argument("--policy-caps-nm", type=float, nargs="+", default=list(DEFAULT_POLICY_CAPS_NM))
@@ -613,7 +622,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    configs = build_configs(args.caps_nm, args.velocities_rad_s, args.policies, args.policy_caps_nm)
+    configs = build_configs(args.caps_nm, args.velocities_rad_s, args.policies, args.policy_caps_nm, args.strap_play_rad)
     for policy in args.policies:
         resolve_policy(policy)  # fail before any trial
     started = time.time()

@@ -170,3 +170,14 @@ def test_script_end_to_end_on_the_reduced_twin(tmp_path, monkeypatch):
     out.write_text(out.read_text() + '{"config": "pid@7')
     script.main(argv)
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_the_strap_play_adds_named_reference_configurations(monkeypatch):
+    script = _load_script(monkeypatch)
+    configs = script.build_configs([60.0, 70.0], [0.5], [], [], strap_play_rad=[0.0, 0.028])
+    names = [c.name for c in configs]
+    assert names == ["pid@60", "pid@70", "reference_pid@60/v0.5", "reference_pid@70/v0.5",
+                     "reference_pid@60/v0.5/p0.028", "reference_pid@70/v0.5/p0.028"]
+    played = configs[-1]
+    assert played.kind == "reference_pid" and played.strap_play_rad == 0.028
+    assert played.params["strap_play_rad"] == 0.028 and configs[2].params["strap_play_rad"] == 0.0

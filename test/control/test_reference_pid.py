@@ -77,3 +77,28 @@ def test_a_slow_reference_lowers_the_peak_interaction_torque_on_the_full_twin():
     ref_peak = np.mean([m.peak_torque_nm for m in peaks["reference"]])
     assert ref_peak < 0.8 * pid_peak, (ref_peak, pid_peak)
     assert max(m.final_error_deg for m in peaks["reference"]) < 2.5
+
+
+@pytest.mark.parametrize("start, target", [(1.5, 0.2), (0.2, 1.5)])
+def test_the_strap_play_moves_the_goal_past_the_target_in_the_direction_of_the_move(start: float, target: float):
+    c = ReferencePidController(**GAINS, peak_velocity_rad_s=0.8, strap_play_rad=0.03)
+    c.act(_obs(start, target))
+    goal = target + (0.03 if target > start else -0.03)
+    assert c.reference(c.duration_s + 1.0)[0] == pytest.approx(goal)
+    assert c.duration_s == pytest.approx(MIN_JERK_PEAK_RATIO * abs(goal - start) / 0.8)  # the peak speed holds
+    assert c.params()["strap_play_rad"] == 0.03
+    with pytest.raises(ValueError, match="strap_play_rad"):
+        ReferencePidController(**GAINS, strap_play_rad=-0.01)
+
+
+def test_the_strap_play_puts_the_knee_not_the_exo_on_the_target_at_level_0_on_the_full_twin():
+    """Level 0 (no reflex), full twin: the exo ends on the target and the knee behind it by the straps' play
+    under the holding torque (1.56 deg when this was written); a goal 0.028 rad past the target takes most
+    of it away at about the same peak."""
+    params = {**load_controller_params("reference_pid"), "peak_velocity_rad_s": 0.8, "torque_limit_nm": 70.0}
+    plain = run_trial(functools.partial(make_controller, "reference_pid", **params), "full", 0, 0, 0).metrics
+    play = run_trial(functools.partial(make_controller, "reference_pid", **{**params, "strap_play_rad": 0.028}),
+                     "full", 0, 0, 0).metrics
+    assert plain.final_error_deg > 1.0, plain.final_error_deg
+    assert play.final_error_deg < 0.5 * plain.final_error_deg, (play.final_error_deg, plain.final_error_deg)
+    assert play.peak_torque_nm < 1.05 * plain.peak_torque_nm, (play.peak_torque_nm, plain.peak_torque_nm)

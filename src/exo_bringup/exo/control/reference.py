@@ -14,6 +14,11 @@ tuned per level or per user (:mod:`exo.personalize`). After ``T`` the reference 
 the controller is the plain PID on the target. ``profile="trapezoid"`` replaces s(x) by a
 constant-velocity ramp with minimum-jerk-free blends of ``blend_fraction`` of ``T`` at each end.
 
+``strap_play_rad`` moves the exo's goal that far past the target, in the direction of the move. The PID
+tracks the *exo's* angle, and the knee lags the exo by the straps' play under the holding load: on the
+full twin at level 0 the exo ends on the target and the knee 1.55 deg short of it, under 42 N m
+(docs/results.md, section 0.1.2). A goal past the target by the play puts the knee on it (0 = off).
+
 The torque law is the PID of :class:`~exo.control.pid.PidController` on the tracking error
 ``r(t) - q`` (derivative on the measured angle), plus a velocity feed-forward ``kd * dr/dt`` (N m)
 that cancels the derivative's drag along the reference. Output saturation ``torque_limit_nm``.
@@ -56,6 +61,8 @@ class ReferencePidController:
         blend_fraction: trapezoid only: share of the duration spent accelerating (and as much
             decelerating), in (0, 0.5].
         anti_windup, derivative_filter_s, derivative_source: as :class:`PidController`.
+        strap_play_rad: how far past the target the exo's goal lies, in the direction of the move, rad
+            (>= 0; 0 = the goal is the target).
         obs_layout: observation layout (defaults to the env's).
     """
 
@@ -74,6 +81,7 @@ class ReferencePidController:
         anti_windup: AntiWindup = "clamp",
         derivative_filter_s: float = 0.0,
         derivative_source: DerivativeSource = "difference",
+        strap_play_rad: float = 0.0,
         obs_layout: ObsLayout | None = None,
     ) -> None:
         if not (math.isfinite(peak_velocity_rad_s) and peak_velocity_rad_s > 0.0):
@@ -82,12 +90,15 @@ class ReferencePidController:
             raise ValueError(f"profile must be 'minimum_jerk' or 'trapezoid', got {profile!r}")
         if not 0.0 < blend_fraction <= 0.5:
             raise ValueError(f"blend_fraction must be in (0, 0.5], got {blend_fraction}")
+        if not (math.isfinite(strap_play_rad) and 0.0 <= strap_play_rad <= 0.2):
+            raise ValueError(f"strap_play_rad must be in [0, 0.2] rad, got {strap_play_rad}")
         self.pid = PidController(kp, ki, kd, torque_limit_nm=torque_limit_nm, dt=dt, anti_windup=anti_windup,
                                  derivative_filter_s=derivative_filter_s, derivative_source=derivative_source,
                                  obs_layout=obs_layout)
         self.peak_velocity_rad_s = float(peak_velocity_rad_s)
         self.profile: Profile = profile
         self.blend_fraction = float(blend_fraction)
+        self.strap_play_rad = float(strap_play_rad)
         self._layout = obs_layout
         self.reset()
 
@@ -140,7 +151,8 @@ class ReferencePidController:
         angle = obs_field(obs, layout, ANGLE_KEY)
         if self._start_rad is None:
             self._start_rad = angle
-            self._goal_rad = angle + obs_field(obs, layout, TARGET_ERROR_KEY)
+            error = obs_field(obs, layout, TARGET_ERROR_KEY)
+            self._goal_rad = angle + error + math.copysign(self.strap_play_rad, error)
             span = abs(self._goal_rad - self._start_rad)
             if self.profile == "minimum_jerk":
                 self._duration_s = MIN_JERK_PEAK_RATIO * span / self.peak_velocity_rad_s
@@ -157,4 +169,4 @@ class ReferencePidController:
     def params(self) -> dict[str, float | str]:
         """Settings, for run records and ``make_controller("reference_pid", **params)``."""
         return {**self.pid.params(), "peak_velocity_rad_s": self.peak_velocity_rad_s, "profile": self.profile,
-                "blend_fraction": self.blend_fraction}
+                "blend_fraction": self.blend_fraction, "strap_play_rad": self.strap_play_rad}

@@ -156,3 +156,35 @@ def test_correlation_factor_counts_correlated_samples_once():
     # blocks are not joined: two constant blocks of opposite sign are not anti-correlated
     assert correlation_factor([np.ones(50), -np.ones(50)], 5) > 1.0
     assert correlation_factor(ar, 0) == 1.0 and correlation_factor([np.zeros(10)], 5) == 1.0
+
+
+def test_a_fit_that_ends_on_a_bound_is_run_again_with_that_parameter_held(monkeypatch):
+    """The restart's logic (the degenerate fits it catches are in docs/identification.md, section 4)."""
+    import exo.identify.fit as fit_module
+
+    space = fit_module.LevelSpace.of(NOMINAL[1], 0.1, 12.0)
+    j = space.names.index("l_ang")
+    calls = []
+
+    def fake_fit(sim, space_, settings, frozen):
+        calls.append(frozen.copy())
+        z = np.zeros(len(space_.names))
+        if not frozen.any():
+            z[j] = space_.upper[j]  # the first fit runs aground on l_ang's bound
+            return fit_module.LevelFit(1, space_.subject(z), z, space_.names, objective=500.0, misfit=356.0,
+                                       feature_rms_nm=3.0, residual_nm=4.0)
+        return fit_module.LevelFit(1, space_.subject(z), z, space_.names, objective=objective_of_refit,
+                                   misfit=objective_of_refit, feature_rms_nm=0.5, residual_nm=1.0)
+
+    monkeypatch.setattr(fit_module, "_fit_from_nominal", fake_fit)
+    objective_of_refit = 80.0
+    better = fit_module.fit_level(None, space, IdentifySettings(workers=1))
+    assert len(calls) == 2 and not calls[0].any() and np.flatnonzero(calls[1]).tolist() == [j]
+    assert better.objective == 80.0 and better.z[j] == 0.0
+    # a refit that is worse keeps the first (a person can be far from the nominal)
+    calls.clear()
+    objective_of_refit = 900.0
+    kept = fit_module.fit_level(None, space, IdentifySettings(workers=1))
+    assert len(calls) == 2 and kept.objective == 500.0 and kept.z[j] == space.upper[j]
+    # a fit inside its bounds is not run again
+    assert fit_module.at_bounds(np.zeros(len(space.names)), space).sum() == 0

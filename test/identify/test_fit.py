@@ -111,6 +111,10 @@ def test_settings_are_checked():
         IdentifySettings(twin="myoleg")
     with pytest.raises(ValueError, match="workers"):
         IdentifySettings(workers=0)
+    with pytest.raises(ValueError, match="refit_above_nm"):
+        IdentifySettings(refit_above_nm=0.0)
+    with pytest.raises(ValueError, match="restarts must be >= 0"):
+        IdentifySettings(restarts=-1)
     with pytest.raises(ValueError, match="model_error of level 1: l_velocity"):
         IdentifySettings(model_error={1: {"l_velocity": 1.0}})
     with pytest.raises(ValueError, match="model_error of level 3: l_vel = -1"):
@@ -159,32 +163,82 @@ def test_correlation_factor_counts_correlated_samples_once():
 
 
 def test_a_fit_that_ends_on_a_bound_is_run_again_with_that_parameter_held(monkeypatch):
-    """The restart's logic (the degenerate fits it catches are in docs/identification.md, section 4)."""
+    """The restarts' logic (the fits they catch are in docs/identification.md, section 4)."""
     import exo.identify.fit as fit_module
 
     space = fit_module.LevelSpace.of(NOMINAL[1], 0.1, 12.0)
     j = space.names.index("l_ang")
     calls = []
+    refit = {"objective": 80.0, "rms": 0.1}
 
-    def fake_fit(sim, space_, settings, frozen):
-        calls.append(frozen.copy())
-        z = np.zeros(len(space_.names))
-        if not frozen.any():
+    def fake_fit(sim, space_, settings, z0, frozen):
+        calls.append((z0.copy(), frozen.copy()))
+        z = np.array(z0, dtype=float)
+        if not frozen.any() and not z0.any():
             z[j] = space_.upper[j]  # the first fit runs aground on l_ang's bound
             return fit_module.LevelFit(1, space_.subject(z), z, space_.names, objective=500.0, misfit=356.0,
-                                       feature_rms_nm=3.0, residual_nm=4.0)
-        return fit_module.LevelFit(1, space_.subject(z), z, space_.names, objective=objective_of_refit,
-                                   misfit=objective_of_refit, feature_rms_nm=0.5, residual_nm=1.0)
+                                       feature_rms_nm=0.1, residual_nm=4.0)
+        return fit_module.LevelFit(1, space_.subject(z), z, space_.names, objective=refit["objective"],
+                                   misfit=refit["objective"], feature_rms_nm=refit["rms"], residual_nm=1.0)
 
-    monkeypatch.setattr(fit_module, "_fit_from_nominal", fake_fit)
-    objective_of_refit = 80.0
+    monkeypatch.setattr(fit_module, "_fit_from", fake_fit)
     better = fit_module.fit_level(None, space, IdentifySettings(workers=1))
-    assert len(calls) == 2 and not calls[0].any() and np.flatnonzero(calls[1]).tolist() == [j]
-    assert better.objective == 80.0 and better.z[j] == 0.0
+    assert len(calls) == 2 and not calls[0][1].any() and np.flatnonzero(calls[1][1]).tolist() == [j]
+    assert not calls[1][0].any() and better.objective == 80.0 and better.z[j] == 0.0
     # a refit that is worse keeps the first (a person can be far from the nominal)
     calls.clear()
-    objective_of_refit = 900.0
+    refit["objective"] = 900.0
     kept = fit_module.fit_level(None, space, IdentifySettings(workers=1))
     assert len(calls) == 2 and kept.objective == 500.0 and kept.z[j] == space.upper[j]
     # a fit inside its bounds is not run again
     assert fit_module.at_bounds(np.zeros(len(space.names)), space).sum() == 0
+
+
+class _QuadraticSim:
+    """A stand-in simulator whose misfit is |z - z_true|^2 (features = the standardised point itself)."""
+
+    def __init__(self, space, z_true):
+        from exo.identify.replay import Features
+
+        self.space, self.z_true, self.count = space, np.asarray(z_true, dtype=float), 0
+        self.recorded = Features(np.zeros(0), np.zeros((1, len(z_true))))
+        self._features = Features
+
+    def map(self, subjects):
+        out = []
+        for subject in subjects:
+            z = np.array([(getattr(subject, n) - m) / s for n, m, s in zip(self.space.names, self.space.mean,
+                                                                          self.space.sd, strict=True)])
+            self.count += 1
+            out.append((self._features(np.zeros(0), (z - self.z_true)[None, :] * 0.5), 0.0))
+        return out
+
+
+def test_a_fit_that_does_not_reproduce_the_recording_restarts_from_the_best_candidates(monkeypatch):
+    import exo.identify.fit as fit_module
+
+    space = fit_module.LevelSpace.of(NOMINAL[1], 0.1, 12.0)
+    n = len(space.names)
+    z_true = np.zeros(n)
+    z_true[space.names.index("v_lim_rad_s")] = -2.0
+    sim = _QuadraticSim(space, z_true)
+    starts = []
+
+    def fake_fit(sim_, space_, settings, z0, frozen):
+        starts.append(z0.copy())
+        if not z0.any():  # from the nominal: stuck far away, the samples not reproduced
+            return fit_module.LevelFit(1, space_.subject(z0), z0, space_.names, objective=1e4, misfit=1e4,
+                                       feature_rms_nm=3.0, residual_nm=4.0)
+        objective = float(np.sum((z0 - z_true) ** 2) + z0 @ z0)
+        return fit_module.LevelFit(1, space_.subject(z0), z0, space_.names, objective=objective, misfit=objective,
+                                   feature_rms_nm=0.1, residual_nm=1.0)
+
+    monkeypatch.setattr(fit_module, "_fit_from", fake_fit)
+    found = fit_module.fit_level(sim, space, IdentifySettings(workers=1, restarts=2))
+    assert len(starts) == 3 and sim.count == 2 * n  # the nominal, then the 2 best of 2 n candidates
+    assert np.allclose(starts[1], -2.0 * np.eye(n)[space.names.index("v_lim_rad_s")])
+    assert np.allclose(found.z, starts[1]) and found.feature_rms_nm == 0.1
+    # no restart when the samples are reproduced, or when restarts are off
+    starts.clear()
+    fit_module.fit_level(sim, space, IdentifySettings(workers=1, restarts=0))
+    assert len(starts) == 1

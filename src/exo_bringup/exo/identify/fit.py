@@ -12,7 +12,9 @@ to the recorded ones. Steps:
    level's generator as the prior (independent N(0, 1) per parameter): minimise
    ``|features(theta) - recorded| ^ 2 / feature_scale ^ 2 + |z| ^ 2`` by Levenberg-Marquardt with a
    forward-difference Jacobian, every simulation of an iteration in parallel on ``workers``
-   processes. A parameter the recording carries no information about stays at its prior mean.
+   processes. A parameter the recording carries no information about stays at its prior mean. A fit
+   that ends on a parameter's bound, or does not reproduce the recording, is started again
+   (:func:`fit_level`).
 3. **Level.** The candidate with the smallest objective (misfit plus prior penalty: the posterior
    mode); every level's generator log-likelihood of the identified parameters is reported too.
 4. **Uncertainty.** The Laplace posterior at the optimum, with the data noise estimated from the

@@ -94,13 +94,9 @@ def real(
     if assess and not user:
         console.print("[red]exo real: --assess needs --user (the assessment is recorded into the user's records)[/]")
         raise typer.Exit(2)
-    protocol = None
     if assess:
-        from exo.graph import assessment_protocol
-
-        protocol = assessment_protocol(user)  # the one the graph runs: inside the user's range of motion
         options["controller"] = "assessment"
-        options["duration"] = protocol.duration_s + 1.0
+    protocol = None
     if not user:
         exit_code = _run_real(console, **options)
     else:
@@ -110,9 +106,12 @@ def real(
         with recording_for(console, "exo real", user, kind, store, key_file,
                            {"emulate": emulate, "controller": options["controller"],
                             **({"emulated_level": level} if emulate else {})}) as recording:
-            if protocol is not None:
+            if assess:  # the user's store is open (and named in the environment) from here on
+                from exo.graph import assessment_protocol
                 from exo.identify.records import PROTOCOL_ARTEFACT
 
+                protocol = assessment_protocol(user)  # the one the graph runs: inside the user's range of motion
+                options["duration"] = protocol.duration_s + 1.0
                 recording.artefacts[PROTOCOL_ARTEFACT] = protocol.to_dict()
             exit_code = _run_real(console, **options, user=user, record=recording.bag,
                                   session_info=f"mode=real,controller={options['controller']}")

@@ -57,11 +57,13 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def generator_sd(level: int, name: str) -> float:
-    """The subject generator's standard deviation of ``name`` at ``level`` (table units)."""
+    """The subject generator's standard deviation of ``name`` at ``level`` (table units; 0 if not free)."""
+    from exo.identify.fit import LevelSpace
     from exo.twin.config import load_twin_config
 
     cfg = load_twin_config().spasticity
-    return cfg.subject_noise_rel_sd * abs(float(getattr(cfg.levels[level], name)))
+    space = LevelSpace.of(cfg.levels[level], cfg.subject_noise_rel_sd, 12.0)
+    return float(space.sd[space.names.index(name)]) if name in space.names else 0.0
 
 
 def cases(rows: list[dict[str, Any]]) -> list[tuple[int, str, float, float, dict[str, Any]]]:
@@ -101,7 +103,7 @@ def model_error(rows: list[dict[str, Any]], min_count: int) -> tuple[dict[int, d
 
 def coverage(rows: list[dict[str, Any]], table: dict[int, dict[str, float]]) -> dict[int, dict[str, tuple[float, float, int]]]:
     """Per level and parameter: (share covered, data only; share covered, with the model error; cases)."""
-    from exo.identify.fit import BOUNDS
+    from exo.identify.fit import interval
 
     out: dict[int, dict[str, list[tuple[bool, bool]]]] = {}
     for level, name, _e, ratio, row in cases(rows):
@@ -109,8 +111,7 @@ def coverage(rows: list[dict[str, Any]], table: dict[int, dict[str, float]]) -> 
         value, true = float(row["params"][name]), float(row["truth"][name])
         hits = []
         for m in (0.0, table.get(level, {}).get(name, 0.0)):
-            half = 1.96 * sd * math.hypot(ratio, m)
-            lo, hi = max(value - half, BOUNDS[name][0]), min(value + half, BOUNDS[name][1])
+            lo, hi = interval(name, value, sd, ratio, m)
             hits.append(lo <= true <= hi)
         out.setdefault(level, {}).setdefault(name, []).append((hits[0], hits[1]))
     return {lv: {n: (float(np.mean([a for a, _ in xs])), float(np.mean([b for _, b in xs])), len(xs))

@@ -130,9 +130,14 @@ class IdentifySettings:
                 raise ValueError(f"identify: {name} must be > 0, got {value}")
         for level, per in self.model_error.items():
             for name, value in per.items():
-                if name not in NOISY_PARAMETERS or not (math.isfinite(value) and value >= 0.0):
-                    raise ValueError(f"identify: model_error of level {level}: {name} = {value} (need a parameter "
-                                     f"of {list(NOISY_PARAMETERS)} and a finite value >= 0, in generator sds)")
+                check_model_error(level, name, value)
+
+
+def check_model_error(level: int, name: str, value: float) -> None:
+    """ValueError naming the entry unless ``name`` is a generator parameter and ``value`` finite and >= 0."""
+    if name not in NOISY_PARAMETERS or not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"identify: model_error of level {level}: {name} = {value} (need a parameter "
+                         f"of {list(NOISY_PARAMETERS)} and a finite value >= 0, in generator sds)")
 
 
 #: The identifier's model error per level and parameter (``config/identification.yaml``).
@@ -161,8 +166,7 @@ def load_model_error(path: Path | None = None) -> dict[int, dict[str, float]]:
                 raise ValueError(f"key {key!r} is not level_<L>")
             values = {str(n): float(v) for n, v in per.items()}
             for n, v in values.items():
-                if n not in NOISY_PARAMETERS or not (math.isfinite(v) and v >= 0.0):
-                    raise ValueError(f"level {key[6:]}: {n} = {v} (need one of {list(NOISY_PARAMETERS)}, >= 0)")
+                check_model_error(int(key[6:]), n, v)
             out[int(key[6:])] = values
         return out
     except (KeyError, TypeError, AttributeError, ValueError, yaml.YAMLError) as exc:
@@ -501,6 +505,13 @@ def noise_inflation(fit: LevelFit, trial_of_column: np.ndarray, max_lag: int) ->
     return level * correlation_factor(blocks, max_lag)
 
 
+def interval(name: str, value: float, generator_sd: float, ratio: float, model_error: float) -> tuple[float, float]:
+    """The 95 % interval of parameter ``name`` at ``value``: +- 1.96 x ``generator_sd`` x hypot(``ratio``,
+    ``model_error``) (posterior and model error in generator sds), within the parameter's :data:`BOUNDS`."""
+    half = 1.96 * generator_sd * math.hypot(ratio, model_error)
+    return max(value - half, BOUNDS[name][0]), min(value + half, BOUNDS[name][1])
+
+
 def posterior_sd_ratio(fit: LevelFit, inflation: float = 1.0) -> np.ndarray:
     """Linearised posterior sd of each free parameter relative to the generator's (1 = data add nothing).
 
@@ -645,9 +656,7 @@ def identify_recording(recording: AssessmentRecording, settings: IdentifySetting
     for n in NOISY_PARAMETERS:
         value = float(getattr(subject, n))
         if n in best.names:
-            j = best.names.index(n)
-            half = 1.96 * space.sd[j] * math.hypot(ratio[n], model_error.get(n, 0.0))
-            ci[n] = (max(value - half, BOUNDS[n][0]), min(value + half, BOUNDS[n][1]))
+            ci[n] = interval(n, value, space.sd[best.names.index(n)], ratio[n], model_error.get(n, 0.0))
         else:
             ci[n] = (value, value)
     if level == 0:

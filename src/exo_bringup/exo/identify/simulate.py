@@ -28,13 +28,14 @@ recording, never inside it: the identifier sees the recording only.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from exo.assessment.protocol import AssessmentProtocol
 from exo.identify.recording import CONTROL_PERIOD_S, AssessmentRecording
+from exo.twin.interface import Measurements
 from exo.twin.reflex import SpasticityLevel
 
 
@@ -63,6 +64,18 @@ class SensorNoise:
     def none(cls) -> SensorNoise:
         """No noise (the twin's exact measurements)."""
         return cls(0.0, 0.0, 0.0, 0.0)
+
+    def draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` rows of noise: angle (rad), velocity (rad/s), motor torque and interaction torque (N m)."""
+        sd = np.array([self.angle_sd_rad, self.velocity_sd_rad_s, self.motor_torque_sd_nm, self.interaction_torque_sd_nm])
+        return rng.standard_normal((n, 4)) * sd
+
+    @staticmethod
+    def add(m: Measurements, draw: np.ndarray) -> Measurements:
+        """``m`` with one row of :meth:`draws` added to its exo angle, velocity, motor and interaction torque."""
+        a, v, tm, ti = draw
+        return replace(m, exo_knee_angle_rad=m.exo_knee_angle_rad + a, exo_knee_velocity_rad_s=m.exo_knee_velocity_rad_s + v,
+                       exo_motor_torque_nm=m.exo_motor_torque_nm + tm, interaction_torque_nm=m.interaction_torque_nm + ti)
 
 
 def assessment_controller(protocol: AssessmentProtocol, **overrides: Any):
@@ -135,22 +148,16 @@ def simulate_assessment(
     steps = int(round(protocol.duration_s / CONTROL_PERIOD_S))
     n = steps + 1
     rows = np.empty((n, 5))
-    sd = np.array([noise.angle_sd_rad, noise.velocity_sd_rad_s, noise.motor_torque_sd_nm, noise.interaction_torque_sd_nm])
-    draws = rng.standard_normal((n, 4)) * sd
+    draws = noise.draws(rng, n)
     t0 = state.measurements.time_s
     u = 0.0
     for k in range(n):
         m = state.measurements
-        a, v, tm, ti = draws[k]
-        rows[k] = (m.time_s - t0, m.exo_knee_angle_rad + a, m.exo_knee_velocity_rad_s + v,
-                   m.exo_motor_torque_nm + tm, m.interaction_torque_nm + ti)
+        noisy = SensorNoise.add(m, draws[k])
+        rows[k] = (m.time_s - t0, noisy.exo_knee_angle_rad, noisy.exo_knee_velocity_rad_s, noisy.exo_motor_torque_nm,
+                   noisy.interaction_torque_nm)
         if k == steps:
             break
-        noisy = type(m)(
-            time_s=m.time_s, exo_knee_angle_rad=rows[k, 1], exo_knee_velocity_rad_s=rows[k, 2],
-            exo_motor_torque_nm=rows[k, 3], thigh_pitch_rad=m.thigh_pitch_rad, shank_pitch_rad=m.shank_pitch_rad,
-            thigh_angular_velocity_rad_s=m.thigh_angular_velocity_rad_s,
-            shank_angular_velocity_rad_s=m.shank_angular_velocity_rad_s, interaction_torque_nm=rows[k, 4])
         # the assessment controller reads the exo angle and velocity only; the target entry is unused
         obs = build_observation(noisy, float(protocol.extended_angle_rad), u / twin.max_exo_torque_nm, m.time_s - t0)
         u = controller.act(obs)

@@ -11,7 +11,7 @@ low-pass (the level-3 twin's 17-19 Hz clonus ripple has a phase no model can pre
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,17 +53,9 @@ def pid_episode(twin: Any, subject: SpasticityLevel, noise: SensorNoise | None =
              state.measurements.exo_motor_torque_nm)]
     action = 0.0
     t0 = state.measurements.time_s
-    draws = None
-    if noise is not None:
-        sd = np.array([noise.angle_sd_rad, noise.velocity_sd_rad_s, noise.motor_torque_sd_nm,
-                       noise.interaction_torque_sd_nm])
-        draws = np.random.default_rng(noise_seed).standard_normal((env.control_steps, 4)) * sd
+    draws = None if noise is None else noise.draws(np.random.default_rng(noise_seed), env.control_steps)
     for k in range(env.control_steps):
-        m = state.measurements
-        if draws is not None:
-            a, v, tm, ti = draws[k]
-            m = replace(m, exo_knee_angle_rad=m.exo_knee_angle_rad + a, exo_knee_velocity_rad_s=m.exo_knee_velocity_rad_s + v,
-                        exo_motor_torque_nm=m.exo_motor_torque_nm + tm, interaction_torque_nm=m.interaction_torque_nm + ti)
+        m = state.measurements if draws is None else noise.add(state.measurements, draws[k])  # type: ignore[union-attr]
         obs = build_observation(m, env.target_knee_angle_rad, action, k * dt, episode_duration_s=duration)
         action = float(np.clip(controller.act(obs) / scale, -1.0, 1.0))
         state = twin.step(action * scale)

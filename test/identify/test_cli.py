@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from exo.cli import identify as identify_cli
 from exo.identify.simulate import simulate_assessment
+from exo.twin.config import load_twin_config
 from exo.twin.reflex import NOISY_PARAMETERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,3 +142,18 @@ def test_user_bad_input_is_one_line_and_exit_2(app, user_store, args: list[str],
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("exo identify: error: ") and message in lines[0], lines
     assert store.profile("p-id").identified_twin is None
+
+
+def test_a_twin_that_does_not_reproduce_its_assessment_is_not_used(user_store):
+    from exo.identify.records import identified_subject
+    from exo.users import StoreError
+
+    store, _ = user_store
+    params = {n: getattr(load_twin_config().spasticity.levels[1], n) for n in NOISY_PARAMETERS}
+    store.set_identified_twin("p-id", {"params": params, "mas_level": 1, "residual_nm": 4.7, "session": 2,
+                                       "reproduces_recording": False})
+    with pytest.raises(StoreError, match="does not reproduce its assessment .session 2.*Repeat the assessment"):
+        identified_subject(store, "p-id")
+    store.set_identified_twin("p-id", {"params": params, "mas_level": 1, "residual_nm": 1.0, "session": 2,
+                                       "reproduces_recording": True})
+    assert identified_subject(store, "p-id").level == 1

@@ -242,3 +242,26 @@ def test_a_fit_that_does_not_reproduce_the_recording_restarts_from_the_best_cand
     starts.clear()
     fit_module.fit_level(sim, space, IdentifySettings(workers=1, restarts=0))
     assert len(starts) == 1
+
+
+def test_a_good_fit_reproduces_its_recording_and_warns_of_nothing(level1):
+    _, result = level1
+    assert result.reproduces_recording is True and result.reproduce_limit_nm == IdentifySettings().refit_above_nm
+    assert result.warnings == [] and json.loads(result.to_json())["warnings"] == []
+
+
+def test_a_person_who_did_not_stay_relaxed_gets_a_warning_not_a_silent_twin(reduced_twin):
+    """Voluntary torque during the passive assessment (+-6 N m at 0.5 Hz): no reflex parameters explain it."""
+    from exo.identify.report import format_result
+
+    rec, _ = simulate_assessment(reduced_twin, 1, 1, SHORT, subject=NOMINAL[1])
+    voluntary = 6.0 * np.sin(2 * np.pi * 0.5 * rec.time_s)
+    result = identify(replace(rec, interaction_torque_nm=rec.interaction_torque_nm + voluntary), twin="reduced",
+                      workers=1)
+    assert result.reproduces_recording is False
+    assert result.residual_lowpass_nm > result.reproduce_limit_nm
+    (warning,) = result.warnings
+    assert "does not reproduce the recording" in warning and "Repeat the assessment" in warning
+    assert f"WARNING: {warning}" in format_result(result)
+    back = IdentificationResult.from_dict(json.loads(result.to_json()))
+    assert back.reproduces_recording is False and back.warnings == result.warnings

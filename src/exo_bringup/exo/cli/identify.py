@@ -8,7 +8,9 @@ identified twin (``exo user show ID``) and the session's ``identification`` arte
 Either way the recording (``exo assess`` / ``exo real --assess``) is replayed on the twin with
 candidate reflex parameters and prints the estimated Modified Ashworth level, the seven per-subject
 parameters with 95 % intervals, the fit residual and the parameters this recording cannot identify
-(``--json``: the JSON of :class:`exo.identify.result.IdentificationResult`). Method and validation:
+(``--json``: the JSON of :class:`exo.identify.result.IdentificationResult`). A fit that does not
+reproduce the recording (a person who did not stay relaxed, a slipping strap) is reported with a
+WARNING, and the controllers built on a user's twin refuse it until an assessment is repeated. Method and validation:
 docs/identification.md. Bad input (no such bag, a bag of another controller, missing topics, NaN
 data) ends with one line naming the problem and exit code 2.
 """
@@ -103,6 +105,9 @@ def _identify_user(user: str, session: int | None, store: Path | None, key_file:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(result.to_json() + "\n")
     typer.echo(result.to_json() if json_out else format_result(result))
+    if json_out:
+        for warning in result.warnings:
+            print(f"WARNING: {warning}", file=sys.stderr)
     print(f"stored as the identified twin of {user} (from session {info.number}; exo user show {user}) and as "
           f"session {info.number}'s 'identification' artefact, encrypted", file=sys.stderr)
 

@@ -85,7 +85,8 @@ class IdentifySettings:
         z_limit: largest deviation from the level's nominal allowed in the fit, generator sds.
         correlation_lags: lags (compared samples) of the residual's long-run variance factor.
         refit_above_nm: a fit whose compared samples still differ by more RMS than this is started again
-            (:func:`fit_level`), N m.
+            (:func:`fit_level`), and a final fit that still does is reported as not reproducing the recording
+            (:attr:`IdentificationResult.reproduces_recording`), N m.
         restart_sd: distance of the restart candidates from the nominal, generator sds.
         restarts: fits started again from the best candidates.
         identifiable_ratio: a parameter is identified when its posterior sd is below this fraction of
@@ -728,6 +729,8 @@ def summarise(found: Identification, recording: AssessmentRecording) -> Identifi
         ci={n: (float(lo), float(hi)) for n, (lo, hi) in found.ci.items()},
         residual_nm=float(best.residual_nm),
         residual_lowpass_nm=float(best.feature_rms_nm),
+        reproduces_recording=bool(best.feature_rms_nm <= found.settings.refit_above_nm),
+        reproduce_limit_nm=float(found.settings.refit_above_nm),
         not_identifiable=dict(found.not_identifiable),
         posterior_sd_ratio={n: float(x) for n, x in found.posterior_ratio.items()},
         level_scores=scores,

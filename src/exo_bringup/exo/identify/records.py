@@ -125,6 +125,7 @@ def profile_entry(result: IdentificationResult, session: int) -> dict:
         "residual_nm": clean["residual_nm"] if clean["residual_nm"] is not None else 0.0,
         "residual_lowpass_nm": clean["residual_lowpass_nm"],
         "posterior_sd_ratio": clean["posterior_sd_ratio"],
+        "reproduces_recording": result.reproduces_recording,
         "session": session,
         "method": method_name(result.twin),
     }
@@ -134,7 +135,8 @@ def identified_subject(store: UserStore, user: str) -> SpasticityLevel:
     """``user``'s identified twin as the twin's subject (``twin.reset(..., subject=...)``).
 
     Raises:
-        exo.users.StoreError: the user has no identified twin yet (the message says how to get one).
+        exo.users.StoreError: the user has no identified twin yet, or one that does not reproduce its assessment
+            (the message says what to do).
     """
     from exo.users import StoreError
 
@@ -142,6 +144,10 @@ def identified_subject(store: UserStore, user: str) -> SpasticityLevel:
     if not twin:
         raise StoreError(f"user {user!r} has no identified twin yet; run exo identify --user {user} "
                          "after an assessment")
+    if twin.get("reproduces_recording") is False:
+        raise StoreError(f"the identified twin of user {user!r} does not reproduce its assessment (session "
+                         f"{twin.get('session')}): its parameters are not the person's. Repeat the assessment and "
+                         f"identify again (exo identify --user {user})")
     params = twin["params"]
     missing = [n for n in NOISY_PARAMETERS if n not in params]
     if missing:

@@ -8,6 +8,7 @@ table. Bad input raises :class:`~exo.identify.recording.RecordingError` (one lin
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def format_result(result: IdentificationResult) -> str:
         lines.append(f"{n:<18}{result.params[n]:>10.4g}   [{lo:>9.4g}, {hi:>9.4g}]  {UNITS[n]:<6} {mark}")
     lines.append(f"fit residual: interaction torque {result.residual_nm:.2f} N m RMS "
                  f"({result.residual_lowpass_nm:.2f} N m low-passed, repetition-averaged)")
+    lines += [f"WARNING: {w}" for w in result.warnings]
     if result.not_identifiable:
         lines.append("not identifiable from this recording:")
         lines += [f"  {n}: {why}" for n, why in result.not_identifiable.items()]
@@ -71,4 +73,7 @@ def run_identify(bag: Path, json_out: bool = False, twin: str = "full", workers:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(result.to_json() + "\n")
     echo(result.to_json() if json_out else format_result(result))
+    if json_out:
+        for warning in result.warnings:
+            print(f"WARNING: {warning}", file=sys.stderr)
     return result

@@ -45,6 +45,11 @@ class IdentificationResult:
         residual_nm: RMS of (replayed - recorded) interaction torque at the optimum, N m (raw samples,
             sensor noise included).
         residual_lowpass_nm: RMS difference of the compared (low-passed, repetition-averaged) samples, N m.
+        reproduces_recording: whether the twin with the identified parameters reproduces the recording:
+            ``residual_lowpass_nm`` within ``reproduce_limit_nm``. False means the fit found no twin that
+            explains this assessment (the parameters are then not the person's: repeat the assessment);
+            None for a result stored before the check existed.
+        reproduce_limit_nm: the limit of that check, N m (:attr:`exo.identify.fit.IdentifySettings.refit_above_nm`).
         not_identifiable: parameter -> why this recording does not identify it.
         posterior_sd_ratio: data-only posterior / generator standard deviation of each parameter (1 = the
             recording adds nothing, small = well identified; the model error is not in it).
@@ -65,6 +70,8 @@ class IdentificationResult:
     residual_lowpass_nm: float
     not_identifiable: dict[str, str]
     posterior_sd_ratio: dict[str, float] = field(default_factory=dict)
+    reproduces_recording: bool | None = None
+    reproduce_limit_nm: float = math.nan
     level_scores: dict[int, dict[str, float]] = field(default_factory=dict)
     twin: str = ""
     simulations: int = 0
@@ -77,6 +84,15 @@ class IdentificationResult:
         """The parameters the recording identifies (all the others are in :attr:`not_identifiable`)."""
         return [n for n in NOISY_PARAMETERS if n not in self.not_identifiable]
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the reader must know before using this twin (empty: nothing)."""
+        if self.reproduces_recording is False:
+            return [f"the identified twin does not reproduce the recording: its compared samples differ by "
+                    f"{self.residual_lowpass_nm:.2f} N m RMS (limit {self.reproduce_limit_nm:g} N m); these parameters "
+                    "are not the person's. Repeat the assessment (the person relaxed, the straps snug) and identify again"]
+        return []
+
     def subject(self) -> SpasticityLevel:
         """The identified parameters as the twin's :class:`SpasticityLevel` (for ``twin.reset(..., subject=)``)."""
         return SpasticityLevel(level=self.mas_level, **{n: float(self.params[n]) for n in NOISY_PARAMETERS})
@@ -85,6 +101,7 @@ class IdentificationResult:
         """Plain data: ``mas_level``, ``params``, ``ci``, ``residual_nm``, ``not_identifiable``, ... (JSON-safe)."""
         out = asdict(self)
         out["identified"] = self.identified
+        out["warnings"] = self.warnings
         return _clean(out)
 
     def to_json(self, indent: int | None = 1) -> str:
@@ -98,7 +115,7 @@ class IdentificationResult:
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["ci"] = {k: (float(v[0]), float(v[1])) for k, v in data["ci"].items()}
         kwargs["level_scores"] = {int(k): v for k, v in data.get("level_scores", {}).items()}
-        for name in ("residual_nm", "residual_lowpass_nm", "wall_time_s", "load_average"):
+        for name in ("residual_nm", "residual_lowpass_nm", "reproduce_limit_nm", "wall_time_s", "load_average"):
             if kwargs.get(name) is None:
                 kwargs[name] = math.nan
         return cls(**kwargs)

@@ -107,6 +107,10 @@ def test_result_json_has_the_promised_shape(level1):
 
 
 def test_settings_are_checked():
+    with pytest.raises(ValueError, match="restart_sds must be distances > 0"):
+        IdentifySettings(restart_sds=())
+    with pytest.raises(ValueError, match="restart_sds must be distances > 0"):
+        IdentifySettings(restart_sds=(1.0, -2.0))
     with pytest.raises(ValueError, match="twin must be one of"):
         IdentifySettings(twin="myoleg")
     with pytest.raises(ValueError, match="workers"):
@@ -235,13 +239,26 @@ def test_a_fit_that_does_not_reproduce_the_recording_restarts_from_the_best_cand
 
     monkeypatch.setattr(fit_module, "_fit_from", fake_fit)
     found = fit_module.fit_level(sim, space, IdentifySettings(workers=1, restarts=2))
-    assert len(starts) == 3 and sim.count == 2 * n  # the nominal, then the 2 best of 2 n candidates
-    assert np.allclose(starts[1], -2.0 * np.eye(n)[space.names.index("v_lim_rad_s")])
+    # the nominal, then the best of 4 n candidates (+-1 and +-2 sds) by misfit plus prior penalty (-1 sd: 1 + 1,
+    # against 0 + 4 at the truth's -2 sd), which reproduces the recording: no second restart
+    assert len(starts) == 2 and sim.count == 4 * n
+    assert np.allclose(starts[1], -1.0 * np.eye(n)[space.names.index("v_lim_rad_s")])
     assert np.allclose(found.z, starts[1]) and found.feature_rms_nm == 0.1
     # no restart when the samples are reproduced, or when restarts are off
     starts.clear()
     fit_module.fit_level(sim, space, IdentifySettings(workers=1, restarts=0))
     assert len(starts) == 1
+
+    def never_reproduced(sim_, space_, settings, z0, frozen):
+        starts.append(z0.copy())
+        objective = 1e4 - len(starts)
+        return fit_module.LevelFit(1, space_.subject(z0), z0, space_.names, objective=objective, misfit=objective,
+                                   feature_rms_nm=3.0, residual_nm=4.0)
+
+    monkeypatch.setattr(fit_module, "_fit_from", never_reproduced)
+    starts.clear()
+    found = fit_module.fit_level(sim, space, IdentifySettings(workers=1, restarts=3, restart_sds=(2.0,)))
+    assert len(starts) == 4 and found.objective == 1e4 - 4  # every restart tried, the smallest objective kept
 
 
 def test_a_good_fit_reproduces_its_recording_and_warns_of_nothing(level1):

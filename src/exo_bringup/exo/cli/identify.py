@@ -95,7 +95,7 @@ def _identify_user(user: str, session: int | None, store: Path | None, key_file:
     """``--user``: identify from the store, store the result, print it (and the plaintext ``--out`` copy)."""
     from exo.cli.user import open_store
     from exo.identify.records import identify_user
-    from exo.identify.report import format_result
+    from exo.identify.report import show
 
     opened = open_store(store, key_file)
     result, info = identify_user(opened, user, session, twin=twin, workers=workers)
@@ -104,10 +104,7 @@ def _identify_user(user: str, session: int | None, store: Path | None, key_file:
               "protect or delete it.", file=sys.stderr)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(result.to_json() + "\n")
-    typer.echo(result.to_json() if json_out else format_result(result))
-    if json_out:
-        for warning in result.warnings:
-            print(f"WARNING: {warning}", file=sys.stderr)
+    show(result, json_out, typer.echo)
     print(f"stored as the identified twin of {user} (from session {info.number}; exo user show {user}) and as "
           f"session {info.number}'s 'identification' artefact, encrypted", file=sys.stderr)
 

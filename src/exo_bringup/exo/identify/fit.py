@@ -312,6 +312,10 @@ class LevelFit:
     residual_settle: np.ndarray | None = None
     residual_reps: np.ndarray | None = None
 
+    def reproduces(self, settings: IdentifySettings) -> bool:
+        """Whether the compared samples differ by at most ``settings.refit_above_nm`` RMS."""
+        return self.feature_rms_nm <= settings.refit_above_nm
+
 
 def _misfit(features: Features, recorded: Features, scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scaled averaged residual, scaled settle residual, scaled per-repetition residuals)."""
@@ -361,7 +365,7 @@ def fit_level(sim: Simulator, space: LevelSpace, settings: IdentifySettings) -> 
         LOG.info("level %d: %s ended on a bound (objective %.1f); refit with them at the nominal: objective %.1f",
                  space.level, [space.names[j] for j in np.flatnonzero(stuck)], best.objective, again.objective)
         best = again if again.objective < best.objective else best
-    if best.feature_rms_nm > settings.refit_above_nm and settings.restarts > 0 and n > 0:
+    if not best.reproduces(settings) and settings.restarts > 0 and n > 0:
         starts = [sign * d * np.eye(n)[j] for d in settings.restart_sds for j in range(n) for sign in (1.0, -1.0)]
         starts = [np.clip(z0, space.lower, space.upper) for z0 in starts]
         scores = []
@@ -373,7 +377,7 @@ def fit_level(sim: Simulator, space: LevelSpace, settings: IdentifySettings) -> 
             LOG.info("level %d: residual %.2f N m after the fit; restart from %s: objective %.1f -> %.1f",
                      space.level, best.feature_rms_nm, np.round(starts[k], 1), best.objective, again.objective)
             best = again if again.objective < best.objective else best
-            if best.feature_rms_nm <= settings.refit_above_nm:
+            if best.reproduces(settings):
                 break
     return best
 
@@ -736,7 +740,7 @@ def summarise(found: Identification, recording: AssessmentRecording) -> Identifi
         ci={n: (float(lo), float(hi)) for n, (lo, hi) in found.ci.items()},
         residual_nm=float(best.residual_nm),
         residual_lowpass_nm=float(best.feature_rms_nm),
-        reproduces_recording=bool(best.feature_rms_nm <= found.settings.refit_above_nm),
+        reproduces_recording=best.reproduces(found.settings),
         reproduce_limit_nm=float(found.settings.refit_above_nm),
         not_identifiable=dict(found.not_identifiable),
         posterior_sd_ratio={n: float(x) for n, x in found.posterior_ratio.items()},

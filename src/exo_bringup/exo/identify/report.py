@@ -47,6 +47,14 @@ def format_result(result: IdentificationResult) -> str:
     return "\n".join(lines)
 
 
+def show(result: IdentificationResult, json_out: bool, echo: Callable[[str], object] = print) -> None:
+    """Print ``result``: its JSON (warnings then also on stderr) or the table (warnings in it)."""
+    echo(result.to_json() if json_out else format_result(result))
+    if json_out:
+        for warning in result.warnings:
+            print(f"WARNING: {warning}", file=sys.stderr)
+
+
 def run_identify(bag: Path, json_out: bool = False, twin: str = "full", workers: int = 2,
                  out: Path | None = None, echo: Callable[[str], object] = print,
                  protocol: AssessmentProtocol | None = None) -> IdentificationResult:
@@ -72,8 +80,5 @@ def run_identify(bag: Path, json_out: bool = False, twin: str = "full", workers:
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(result.to_json() + "\n")
-    echo(result.to_json() if json_out else format_result(result))
-    if json_out:
-        for warning in result.warnings:
-            print(f"WARNING: {warning}", file=sys.stderr)
+    show(result, json_out, echo)
     return result

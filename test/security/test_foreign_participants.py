@@ -93,6 +93,22 @@ def fresh_share(commands) -> float:
     return fresh / max(1, len(steps) - 1)
 
 
+def stale_steps(steps, answered: dict[int, float]) -> list[str]:
+    """The steps not decided on a fresh request of the controller, with what the probe saw (a failure's message).
+
+    ``steps``: (stamp s, command) in time order; ``answered``: the controller's requests the probe saw,
+    seq -> stamp (s). ``asked=yes``: the controller did answer that step, so the monitor lost or missed
+    its request; ``asked=no``: the probe saw no answer (the controller missed the sample, or the probe
+    missed the request).
+    """
+    asked = set(answered.values())
+    out = []
+    for (_, prev), (t, c) in zip(steps, steps[1:], strict=False):
+        if not (c.source == "pid" and c.request_seq > prev.request_seq):
+            out.append(f"t={t:.3f} s {c.source} seq={c.request_seq} asked={'yes' if t in asked else 'no'}")
+    return out
+
+
 def first_per_stamp(commands) -> dict[float, object]:
     out: dict[float, object] = {}
     for c in commands:
@@ -264,7 +280,9 @@ def test_a_flood_of_invalid_requests_does_not_crowd_out_the_controller(processes
     2 points) must pass a fresh request of the controller, and the very one for that step.
     """
     graph = processes.graph("sim", controller="pid", level="1", lockstep="true")
-    commands, requests = probe.subscribe(contract.TORQUE_COMMAND), probe.subscribe(contract.TORQUE_REQUEST)
+    commands = probe.subscribe(contract.TORQUE_COMMAND)
+    # the monitor's deep queue: the flood must not push the controller's requests out of the probe's view either
+    requests = probe.subscribe(contract.TORQUE_REQUEST, qos=qos_profile(contract.TORQUE_REQUEST, reader=True))
     status = probe.subscribe(contract.SAFETY_STATUS)
     probe.wait_for_nodes(NODES, timeout_s=60.0, graph=graph)
     probe.wait_for(lambda: any(c.source == "pid" for c in commands), 60.0, "the controller in charge")
@@ -289,10 +307,10 @@ def test_a_flood_of_invalid_requests_does_not_crowd_out_the_controller(processes
     steps = sorted(first_per_stamp(window).items())
     assert len(steps) >= 100, len(steps)
     share = fresh_share(window)
-    assert share >= min(0.99, baseline - 0.02), (share, baseline, len(steps), {c.source for c in window})
-    # and where the probe also saw the controller's request (next to a 1 kHz flood on a loaded machine it
-    # may miss a best-effort one): that very request, for that very step
     answered = {seq: from_time_msg(r.header.stamp) for seq, r in genuine_requests(graph, requests).items()}
+    assert share >= min(0.99, baseline - 0.02), (share, baseline, len(steps), stale_steps(steps, answered)[:10])
+    # and where the probe also saw the controller's request (next to a 1 kHz flood on a loaded machine it
+    # may miss one): that very request, for that very step
     judged = [(t, c) for t, c in steps if c.request_seq in answered]
     own = sum(answered[c.request_seq] == t for t, c in judged)
     assert len(judged) >= 50 and own / len(judged) >= 0.99, (len(judged), own)

@@ -131,6 +131,46 @@ def test_a_recorder_killed_with_sigkill_leaves_a_readable_bag(processes, probe, 
     assert count == a.message_count
 
 
+def test_a_recorder_behind_its_graph_writes_its_backlog_before_it_closes(processes, probe, tmp_path: Path):
+    """A lockstep graph can run faster than its recorder writes; when the graph stops, what the recorder's
+    queues still hold goes into the bag (the stop signal drains them) instead of dying with the process.
+
+    The backlog is made exact: the recorder is frozen (SIGSTOP) while 300 commands are sent to it, and its
+    stop signal is waiting when it runs again. Without the drain the bag held at most one of them.
+    """
+    from exo.ros.convert import to_time_msg
+    from exo.ros.qos import qos_profile
+    from exo_msgs.msg import TorqueCommand
+
+    bag = tmp_path / "behind"
+    graph = processes.graph("sim", start=False, record="true", record_dir=str(bag), level="1", lockstep="true")
+    graph.start(["recorder"])
+    probe.wait_for_nodes(["recorder"], timeout_s=60.0, graph=graph)
+    name = contract.TORQUE_COMMAND.resolved(NS)
+    # the probe's writer keeps every message (repairs, should the frozen reader's socket drop one)
+    publisher = probe.publisher(contract.TORQUE_COMMAND, qos=qos_profile(contract.TORQUE_COMMAND, reader=True))
+    probe.wait_for(lambda: publisher.get_subscription_count() >= 1 and any(
+        i.node_name == "recorder" for i in probe.node.get_subscriptions_info_by_topic(name)), 30.0,
+        "the recorder's torque_command subscription")
+    probe.spin_for(0.5)
+    recorder = graph.node("recorder").process
+    os.killpg(recorder.pid, signal.SIGSTOP)
+    try:
+        for k in range(300):
+            msg = TorqueCommand(joint=contract.KNEE_JOINT, torque=0.1 * k, source="test", seq=k + 1)
+            msg.header.stamp = to_time_msg(0.01 * k)
+            publisher.publish(msg)
+        probe.spin_for(0.3)
+        os.killpg(recorder.pid, signal.SIGINT)
+    finally:
+        os.killpg(recorder.pid, signal.SIGCONT)
+    assert recorder.wait(timeout=20) == 0
+    stamps = {round(stamp_s(m.msg), 9) for m in open_session(bag).messages({name})}
+    assert stamps == {round(0.01 * k, 9) for k in range(300)}, f"{len(stamps)} of 300 commands in the bag"
+    log = (graph.log_dir / "recorder.log").read_text()
+    assert "queued messages after the stop signal" in log, log
+
+
 @pytest.mark.parametrize("mode", ["sim", "replay"])
 def test_with_record_the_source_holds_its_first_step_for_a_late_recorder(processes, probe, tmp_path: Path,
                                                                            mode: str):

@@ -16,9 +16,11 @@ Start: a sim bridge or bag player launched with ``record:=true`` holds its first
 recorder says, through ``source/recorder_ready``, that it has matched every publisher it discovered
 (:mod:`exo.ros.start_gate`): the bag then starts with the run's first sample.
 
-Shutdown (SIGINT/SIGTERM) closes the bag (summary, footer, metadata.yaml). A
-SIGKILL loses at most the last ``flush_period_s`` of messages (see
-:mod:`exo.bags.writer`).
+Shutdown (SIGINT/SIGTERM) first drains the subscriptions: a recorder behind a lockstep graph
+that runs faster than it writes holds a backlog in its queues when the graph stops, and it
+writes it before it closes (until nothing arrived for ``drain_quiet_s``, at most
+``drain_timeout_s``). Then it closes the bag (summary, footer, metadata.yaml). A SIGKILL loses at
+most the last ``flush_period_s`` of messages (see :mod:`exo.bags.writer`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ PARAMS = [
     Param("flush_period_s", 0.5, "Write buffered messages to disk at least this often (bounds the loss on a "
           "crash), s; 0 = every 1 MiB only.", 0.0, 60.0),
     Param("queue_depth", 1000, "Subscription queue depth per topic (messages).", 1, 100000),
+    Param("drain_quiet_s", 0.2, "On a stop signal, go on taking the messages the subscriptions still hold "
+          "until none arrived for this long, s; 0 = close at once.", 0.0, 10.0),
+    Param("drain_timeout_s", 2.0, "The longest the recorder drains its queues after a stop signal (a graph "
+          "still running keeps it busy until then), s.", 0.0, 60.0),
     Param("announce_ready_s", 60.0, "Wall seconds from the start during which the recorder tells a sensor source "
           "that awaits it (record:=true) when its subscriptions have matched every publisher it discovered "
           "(source/recorder_ready), s; 0 = never.", 0.0, 600.0),
@@ -134,6 +140,26 @@ class Recorder(Node):
             write(name, msg_type, time.time_ns(), data)
 
         return callback
+
+    def drain(self, spin_once) -> None:
+        """After a stop signal: take what the subscriptions still hold (see the module docstring).
+
+        ``spin_once(timeout_s)`` runs at most one callback of this node's executor.
+        """
+        quiet_s, limit_s = self.p["drain_quiet_s"], self.p["drain_timeout_s"]
+        if quiet_s <= 0.0 or limit_s <= 0.0:
+            return
+        start = last_change = time.monotonic()
+        first = count = self.writer.message_count
+        now = start
+        while now - start < limit_s and now - last_change < quiet_s:
+            spin_once(min(0.02, quiet_s))
+            now = time.monotonic()
+            if self.writer.message_count != count:
+                count, last_change = self.writer.message_count, now
+        if count > first:
+            self.get_logger().info(f"wrote {count - first} queued messages after the stop signal "
+                                   f"({now - start:.2f} s)")
 
     def on_shutdown(self) -> None:
         self.writer.close()

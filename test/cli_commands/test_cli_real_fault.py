@@ -52,5 +52,7 @@ def test_exo_real_emulate_with_a_silent_thigh_imu_ends_in_a_safe_stop(exo, ros_d
         # (how long the PID ran first depends on the start-up: 4-5 s on an idle machine, 0.7 s of control
         # was left before the fault once on a loaded CI runner; the reason above is what this branch checks)
     else:  # silent before the loop started: the monitor never had all its sensors
-        assert last_reason[1] == "waiting for the first update", result
+        # (on a loaded runner the monitor may start judging before any sensor arrived: it then names them)
+        assert last_reason[1] == "waiting for the first update" or re.fullmatch(
+            r"sensor data stale: (\w+ never received(; )?)+", last_reason[1]), result
         assert [t["state"] for t in transitions] == ["SAFE_STOP"], transitions
